@@ -1,1 +1,13 @@
-export {};
+export { Device, getDevice, requestDevice, currentDevice, setCurrentDevice } from "./device.js";
+export type { DeviceInfo, DeviceOptions, MemoryStats, DispatchSpec, KernelBinding } from "./device.js";
+export { Tensor, Storage, numel, contiguousStrides } from "./tensor.js";
+export type { TensorOptions } from "./tensor.js";
+export * from "./dtype.js";
+export * from "./errors.js";
+export { noGrad, isGradEnabled, record, backward, GradNode } from "./autograd.js";
+export type { BackwardFn, BackwardOptions } from "./autograd.js";
+export { tidy, tidyAsync, dispose } from "./scope.js";
+export * from "./ops.js";
+export { unary, binary, assign, sumTo, broadcastShapes, broadcastStrides, grid1d } from "./kernels/elementwise/elementwise.js";
+export { sumAxis } from "./kernels/reduce/reduce.js";
+export * from "./safetensors/index.js";

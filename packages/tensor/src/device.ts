@@ -1,0 +1,408 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, globals } from "webgpu";
+import { GpuError } from "./errors.js";
+
+export interface DeviceOptions {
+  /** Dawn backend, e.g. "vulkan". Default: env WEBVLM_BACKEND, else Dawn's choice. */
+  backend?: string;
+  /** "high-performance" | "low-power". Default: env WEBVLM_POWER, else high-performance. */
+  powerPreference?: GPUPowerPreference;
+  /** Extra Dawn toggles/options passed to `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". */
+  dawnOptions?: string[];
+}
+
+export interface DeviceInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** lavapipe/llvmpipe or any fallback adapter: kernels pick CPU-friendly variants. */
+  isSoftware: boolean;
+  features: string[];
+  limits: Record<string, number>;
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+}
+
+/** Dispatches recorded before the batch is submitted; bounds the latency of a long forward pass. */
+const MAX_DISPATCHES_PER_SUBMIT = 256;
+const UNIFORM_SLOT = 256;
+
+// Mesa's Vulkan WSI wants a runtime dir even when nothing is displayed.
+process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), "webvlm-xdg-"));
+Object.assign(globalThis, globals);
+
+// Dawn segfaults if the GPU instance is collected while a device lives: keep one per option set forever.
+const instances = new Map<string, GPU>();
+function gpuInstance(options: string[]): GPU {
+  const key = options.join("\n");
+  let gpu = instances.get(key);
+  if (!gpu) {
+    gpu = create(options);
+    instances.set(key, gpu);
+  }
+  return gpu;
+}
+
+interface PooledBuffer {
+  buffer: GPUBuffer;
+  size: number;
+}
+
+export interface MemoryStats {
+  /** Bytes held by live tensors' storage. */
+  liveBytes: number;
+  liveBuffers: number;
+  /** Bytes kept in the pool for reuse. */
+  pooledBytes: number;
+  pooledBuffers: number;
+}
+
+export interface KernelBinding {
+  buffer: GPUBuffer;
+  /** Bytes; the binding covers [offset, offset + size). */
+  offset?: number;
+  size?: number;
+}
+
+export interface DispatchSpec {
+  /** Op name: labels the pipeline so Dawn's messages name it, and keys the cache together with `code`. */
+  op: string;
+  code: string;
+  entryPoint?: string;
+  /** Storage buffers in binding order 0..n-1; the uniform block (if any) takes binding n. */
+  buffers: readonly KernelBinding[];
+  uniforms?: ArrayBuffer | ArrayBufferView;
+  workgroups: readonly [number, number?, number?];
+  /** Which storage bindings are written; others are declared read-only in WGSL. */
+  writable?: readonly number[];
+}
+
+/**
+ * One WebGPU device with the machinery every op shares: a pipeline cache, a size-class buffer
+ * pool, and a command encoder that records dispatches and submits them in batches. Nothing is
+ * read back to the CPU unless a caller asks (`read`).
+ */
+export class Device {
+  readonly gpu: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly info: DeviceInfo;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private pool = new Map<number, GPUBuffer[]>();
+  private stats: MemoryStats = { liveBytes: 0, liveBuffers: 0, pooledBytes: 0, pooledBuffers: 0 };
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatchesInBatch = 0;
+  private uniformStaging = new Uint8Array(MAX_DISPATCHES_PER_SUBMIT * UNIFORM_SLOT);
+  private uniformBuffer: GPUBuffer;
+  private pendingError: GpuError | null = null;
+  private lost = false;
+  private lastOp = "";
+
+  constructor(adapter: GPUAdapter, device: GPUDevice, info: DeviceInfo) {
+    this.adapter = adapter;
+    this.gpu = device;
+    this.info = info;
+    this.uniformBuffer = device.createBuffer({
+      label: "uniform-ring",
+      size: this.uniformStaging.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener("uncapturederror", (event) => {
+      const err = (event as GPUUncapturedErrorEvent).error;
+      this.pendingError ??= new GpuError(`${this.lastOp || "webgpu"}: ${err.message}`);
+    });
+    void device.lost.then((info) => {
+      this.lost = true;
+      if (info.reason !== "destroyed") {
+        this.pendingError ??= new GpuError(
+          `device lost during or after op '${this.lastOp}': ${info.message || info.reason}`,
+        );
+      }
+    });
+  }
+
+  get hasF16(): boolean {
+    return this.info.features.includes("shader-f16");
+  }
+
+  get hasSubgroups(): boolean {
+    return this.info.features.includes("subgroups");
+  }
+
+  get maxBindingBytes(): number {
+    return this.gpu.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Throws the first error Dawn reported since the last check. */
+  checkErrors(): void {
+    if (this.pendingError) {
+      const err = this.pendingError;
+      this.pendingError = null;
+      throw err;
+    }
+    if (this.lost) throw new GpuError(`device is lost (last op: '${this.lastOp}')`);
+  }
+
+  // ---- buffers -------------------------------------------------------------------------------
+
+  /** Size classes: powers of two split in quarters, so waste stays under 25% and reuse is likely. */
+  static sizeClass(bytes: number): number {
+    const n = Math.max(bytes, 16);
+    if (n <= 256) return 256;
+    const p = 2 ** Math.floor(Math.log2(n));
+    const quarter = p / 4;
+    return Math.ceil(n / quarter) * quarter;
+  }
+
+  allocate(bytes: number, label?: string): PooledBuffer {
+    const size = Device.sizeClass(bytes);
+    if (size > this.gpu.limits.maxBufferSize) {
+      throw new GpuError(
+        `allocate${label ? ` ${label}` : ""}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`,
+      );
+    }
+    const free = this.pool.get(size);
+    let buffer = free?.pop();
+    if (buffer) {
+      this.stats.pooledBytes -= size;
+      this.stats.pooledBuffers--;
+    } else {
+      buffer = this.gpu.createBuffer({
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
+    this.stats.liveBytes += size;
+    this.stats.liveBuffers++;
+    return { buffer, size };
+  }
+
+  /** Returns a buffer to the pool. Safe while queued work still uses it: later work is ordered after it. */
+  release(buffer: GPUBuffer, size: number): void {
+    this.stats.liveBytes -= size;
+    this.stats.liveBuffers--;
+    let free = this.pool.get(size);
+    if (!free) {
+      free = [];
+      this.pool.set(size, free);
+    }
+    free.push(buffer);
+    this.stats.pooledBytes += size;
+    this.stats.pooledBuffers++;
+  }
+
+  /** Frees every pooled buffer (not the live ones). */
+  trimPool(): void {
+    this.flush();
+    for (const list of this.pool.values()) for (const b of list) b.destroy();
+    this.pool.clear();
+    this.stats.pooledBytes = 0;
+    this.stats.pooledBuffers = 0;
+  }
+
+  memory(): MemoryStats {
+    return { ...this.stats };
+  }
+
+  /** Uploads host bytes. Pending dispatches are submitted first: the queue write must not overtake them. */
+  write(buffer: GPUBuffer, byteOffset: number, data: ArrayBufferView): void {
+    if (this.dispatchesInBatch > 0 || this.encoder) this.flush();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // writeBuffer needs a multiple of 4 bytes.
+    if (bytes.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      this.gpu.queue.writeBuffer(buffer, byteOffset, padded);
+    } else {
+      this.gpu.queue.writeBuffer(buffer, byteOffset, bytes);
+    }
+  }
+
+  /** Copies `byteLength` bytes back to the host. Submits everything recorded so far. */
+  async read(buffer: GPUBuffer, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    const aligned = Math.ceil(byteLength / 4) * 4;
+    const start = byteOffset - (byteOffset % 4);
+    const span = Math.ceil((byteOffset + aligned - start) / 4) * 4;
+    const staging = this.gpu.createBuffer({ size: Math.max(span, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.takeEncoder();
+    if (span > 0) encoder.copyBufferToBuffer(buffer, start, staging, 0, span);
+    this.submit(encoder);
+    await staging.mapAsync(GPUMapMode.READ);
+    this.checkErrors();
+    const out = new Uint8Array(byteLength);
+    out.set(new Uint8Array(staging.getMappedRange(), byteOffset - start, byteLength));
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    const encoder = this.takeEncoder();
+    encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.encoder = encoder;
+  }
+
+  // ---- kernels -------------------------------------------------------------------------------
+
+  pipeline(op: string, code: string, entryPoint = "main"): GPUComputePipeline {
+    const key = `${entryPoint}\n${code}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      if (process.env.DUMP_WGSL) console.error(`// ---- ${op} ----\n${code}`);
+      const module = this.gpu.createShaderModule({ label: op, code });
+      pipeline = this.gpu.createComputePipeline({ label: op, layout: "auto", compute: { module, entryPoint } });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** Records one dispatch into the shared compute pass. */
+  dispatch(spec: DispatchSpec): void {
+    if (this.lost) this.checkErrors();
+    this.lastOp = spec.op;
+    const [x, y = 1, z = 1] = spec.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxDim = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) {
+      throw new GpuError(`${spec.op}: dispatch [${x}, ${y}, ${z}] exceeds maxComputeWorkgroupsPerDimension ${maxDim}`);
+    }
+    if (this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    const pipeline = this.pipeline(spec.op, spec.code, spec.entryPoint);
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((b, binding) => ({
+      binding,
+      resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? Math.min(b.buffer.size - (b.offset ?? 0), this.maxBindingBytes) },
+    }));
+    if (spec.uniforms) {
+      const u = spec.uniforms instanceof ArrayBuffer ? new Uint8Array(spec.uniforms) : new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
+      if (u.byteLength > UNIFORM_SLOT) throw new GpuError(`${spec.op}: uniform block of ${u.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
+      const slot = this.dispatchesInBatch * UNIFORM_SLOT;
+      this.uniformStaging.fill(0, slot, slot + UNIFORM_SLOT);
+      this.uniformStaging.set(u, slot);
+      entries.push({ binding: spec.buffers.length, resource: { buffer: this.uniformBuffer, offset: slot, size: UNIFORM_SLOT } });
+    }
+    const bindGroup = this.gpu.createBindGroup({ label: spec.op, layout: pipeline.getBindGroupLayout(0), entries });
+    if (!this.pass) {
+      this.encoder ??= this.gpu.createCommandEncoder();
+      this.pass = this.encoder.beginComputePass();
+    }
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.dispatchesInBatch++;
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.submit(this.takeEncoder());
+  }
+
+  /** Waits until the GPU has finished all submitted work, then reports any error Dawn raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    this.checkErrors();
+  }
+
+  private takeEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    const encoder = this.encoder ?? this.gpu.createCommandEncoder();
+    this.encoder = null;
+    return encoder;
+  }
+
+  private submit(encoder: GPUCommandEncoder): void {
+    if (this.dispatchesInBatch > 0) {
+      // Queue order puts this write after earlier submissions and before this one's dispatches.
+      this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging, 0, this.dispatchesInBatch * UNIFORM_SLOT);
+    }
+    this.gpu.queue.submit([encoder.finish()]);
+    this.dispatchesInBatch = 0;
+  }
+
+  destroy(): void {
+    this.trimPool();
+    this.gpu.destroy();
+  }
+}
+
+let defaultDevice: Promise<Device> | null = null;
+let current: Device | null = null;
+
+/** Lists every adapter Dawn can see and the reason a request returned none. */
+export async function requestDevice(options: DeviceOptions = {}): Promise<Device> {
+  const backend = options.backend ?? process.env.WEBVLM_BACKEND;
+  const dawnOptions = [...(options.dawnOptions ?? [])];
+  if (backend) dawnOptions.push(`backend=${backend}`);
+  const gpu = gpuInstance(dawnOptions);
+  const powerPreference = options.powerPreference ?? (process.env.WEBVLM_POWER as GPUPowerPreference | undefined) ?? "high-performance";
+  const adapter = await gpu.requestAdapter({ powerPreference });
+  if (!adapter) {
+    throw new GpuError(
+      "no WebGPU adapter found. On a machine without a GPU, install Mesa's lavapipe (Mesa >= 24): " +
+        "run `bash tools/setup.sh` from the webvlm repository, or `apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1` on Debian 12." +
+        (backend ? ` (backend requested: ${backend})` : ""),
+    );
+  }
+  const wanted: GPUFeatureName[] = ["shader-f16", "subgroups", "timestamp-query"] as GPUFeatureName[];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const name of [
+    "maxStorageBufferBindingSize",
+    "maxBufferSize",
+    "maxComputeWorkgroupStorageSize",
+    "maxComputeInvocationsPerWorkgroup",
+    "maxComputeWorkgroupSizeX",
+    "maxComputeWorkgroupSizeY",
+    "maxComputeWorkgroupSizeZ",
+    "maxStorageBuffersPerShaderStage",
+    "maxComputeWorkgroupsPerDimension",
+  ]) {
+    requiredLimits[name] = (adapter.limits as unknown as Record<string, number>)[name]!;
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const ainfo = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const name of Object.keys(requiredLimits)) limits[name] = (device.limits as unknown as Record<string, number>)[name]!;
+  const description = ainfo.description || ainfo.device || "";
+  const info: DeviceInfo = {
+    vendor: ainfo.vendor,
+    architecture: ainfo.architecture,
+    description,
+    isSoftware:
+      (ainfo as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+      /llvmpipe|lavapipe|swiftshader/i.test(description) ||
+      ainfo.architecture === "software",
+    features: [...device.features] as string[],
+    limits,
+    subgroupMinSize: (ainfo as unknown as { subgroupMinSize?: number }).subgroupMinSize,
+    subgroupMaxSize: (ainfo as unknown as { subgroupMaxSize?: number }).subgroupMaxSize,
+  };
+  return new Device(adapter, device, info);
+}
+
+/** The process-wide default device, created on first use. */
+export function getDevice(): Promise<Device> {
+  defaultDevice ??= requestDevice().then((d) => {
+    current = d;
+    return d;
+  });
+  return defaultDevice;
+}
+
+/** The default device once `getDevice()` has resolved; ops use it when no tensor names another. */
+export function currentDevice(): Device {
+  if (!current) throw new GpuError("no device yet: `await getDevice()` before creating tensors");
+  return current;
+}
+
+export function setCurrentDevice(device: Device): void {
+  current = device;
+  defaultDevice = Promise.resolve(device);
+}

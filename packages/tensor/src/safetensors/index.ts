@@ -1,0 +1,10 @@
+export { fromFloat32, toFloat32, toInt32 } from "./convert.js";
+export type { SafetensorsDtype, SafetensorsTensor } from "./dtype.js";
+export { DTYPE_SIZE, isSafetensorsDtype, SAFETENSORS_DTYPES } from "./dtype.js";
+export { SafetensorsError } from "./errors.js";
+export { bf16BitsToF32Bits, f16BitsToF32Bits, f32BitsToBf16Bits, f32BitsToF16Bits } from "./half.js";
+export { MAX_HEADER_BYTES } from "./header.js";
+export type { ReadTensor, SafetensorsCheckpoint, SafetensorsInfo } from "./read.js";
+export { INDEX_FILE, openSafetensors, readSafetensorsFile, SINGLE_FILE } from "./read.js";
+export type { ShardedWriteOptions, TensorData, TensorToWrite } from "./write.js";
+export { writeSafetensors, writeShardedSafetensors } from "./write.js";
