@@ -87,6 +87,8 @@ export interface DispatchSpec {
 export class Device {
   readonly gpu: GPUDevice;
   readonly adapter: GPUAdapter;
+  /** The Dawn instance: other WebGPU libraries (peers in benchmarks) can take their own adapter from it. */
+  readonly instance: GPU;
   readonly info: DeviceInfo;
   private pipelines = new Map<string, GPUComputePipeline>();
   private pool = new Map<number, GPUBuffer[]>();
@@ -100,7 +102,8 @@ export class Device {
   private lost = false;
   private lastOp = "";
 
-  constructor(adapter: GPUAdapter, device: GPUDevice, info: DeviceInfo) {
+  constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, info: DeviceInfo) {
+    this.instance = instance;
     this.adapter = adapter;
     this.gpu = device;
     this.info = info;
@@ -384,7 +387,7 @@ export async function requestDevice(options: DeviceOptions = {}): Promise<Device
     subgroupMinSize: (ainfo as unknown as { subgroupMinSize?: number }).subgroupMinSize,
     subgroupMaxSize: (ainfo as unknown as { subgroupMaxSize?: number }).subgroupMaxSize,
   };
-  return new Device(adapter, device, info);
+  return new Device(gpu, adapter, device, info);
 }
 
 /** The process-wide default device, created on first use. */
