@@ -1,0 +1,3 @@
+export { Module, Parameter } from "./module.js";
+export { loadWeights, WeightLoadError } from "./load.js";
+export type { LoadOptions, LoadReport } from "./load.js";
