@@ -160,7 +160,9 @@ export class Device {
   }
 
   allocate(bytes: number, label?: string): PooledBuffer {
-    const size = Device.sizeClass(bytes);
+    let size = Device.sizeClass(bytes);
+    // Never round a bindable tensor up past the binding limit: it would become unbindable.
+    if (bytes <= this.maxBindingBytes && size > this.maxBindingBytes) size = Math.ceil(bytes / 256) * 256;
     if (size > this.gpu.limits.maxBufferSize) {
       throw new GpuError(
         `allocate${label ? ` ${label}` : ""}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`,
@@ -274,10 +276,18 @@ export class Device {
     }
     if (this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
     const pipeline = this.pipeline(spec.op, spec.code, spec.entryPoint);
-    const entries: GPUBindGroupEntry[] = spec.buffers.map((b, binding) => ({
-      binding,
-      resource: { buffer: b.buffer, offset: b.offset ?? 0, size: b.size ?? Math.min(b.buffer.size - (b.offset ?? 0), this.maxBindingBytes) },
-    }));
+    const entries: GPUBindGroupEntry[] = spec.buffers.map((b, binding) => {
+      const offset = b.offset ?? 0;
+      const size = b.size ?? b.buffer.size - offset;
+      if (size > this.maxBindingBytes) {
+        // Binding a prefix would silently read wrong data: the op must split its operand instead.
+        throw new GpuError(
+          `${spec.op}: binding ${binding} spans ${size} bytes, above this adapter's maxStorageBufferBindingSize ` +
+            `(${this.maxBindingBytes}); split the tensor (e.g. by rows) or use an adapter with larger bindings`,
+        );
+      }
+      return { binding, resource: { buffer: b.buffer, offset, size } };
+    });
     if (spec.uniforms) {
       const u = spec.uniforms instanceof ArrayBuffer ? new Uint8Array(spec.uniforms) : new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
       if (u.byteLength > UNIFORM_SLOT) throw new GpuError(`${spec.op}: uniform block of ${u.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
