@@ -234,7 +234,7 @@ export class Device {
     const encoder = this.takeEncoder();
     if (span > 0) encoder.copyBufferToBuffer(buffer, start, staging, 0, span);
     this.submit(encoder);
-    await staging.mapAsync(GPUMapMode.READ);
+    await keepAlive(staging.mapAsync(GPUMapMode.READ));
     this.checkErrors();
     const out = new Uint8Array(byteLength);
     out.set(new Uint8Array(staging.getMappedRange(), byteOffset - start, byteLength));
@@ -316,7 +316,7 @@ export class Device {
   /** Waits until the GPU has finished all submitted work, then reports any error Dawn raised. */
   async sync(): Promise<void> {
     this.flush();
-    await this.gpu.queue.onSubmittedWorkDone();
+    await keepAlive(this.gpu.queue.onSubmittedWorkDone());
     this.checkErrors();
   }
 
@@ -342,6 +342,19 @@ export class Device {
   destroy(): void {
     this.trimPool();
     this.gpu.destroy();
+  }
+}
+
+/**
+ * Dawn's promises do not hold Node's event loop open: with a long queue pending and nothing else
+ * scheduled, Node would exit (code 0) mid-await. A ref'ed timer keeps the process alive meanwhile.
+ */
+export async function keepAlive<T>(promise: Promise<T>): Promise<T> {
+  const timer = setInterval(() => {}, 1 << 30);
+  try {
+    return await promise;
+  } finally {
+    clearInterval(timer);
   }
 }
 
