@@ -1,7 +1,8 @@
 import { backward as runBackward, registerGradHelpers, type BackwardOptions } from "./autograd.js";
 import type { DType } from "./dtype.js";
 import { binary, cast, full, unary } from "./kernels/elementwise/elementwise.js";
-import { sumAxis } from "./kernels/reduce/reduce.js";
+import { argmaxAll, argmaxAxis, maxAll, maxAxis, meanAll, meanAxis, sumAxis } from "./kernels/reduce/reduce.js";
+import { logSoftmax, softmax } from "./kernels/softmax/softmax.js";
 import { Tensor } from "./tensor.js";
 import "./views.js";
 
@@ -46,6 +47,24 @@ export function sum(x: Tensor, axis?: number, keepDim = false): Tensor {
   return s;
 }
 
+/** Mean over one axis, or over all elements when `axis` is omitted. */
+export function mean(x: Tensor, axis?: number, keepDim = false): Tensor {
+  return axis === undefined ? meanAll(x) : meanAxis(x, axis, keepDim);
+}
+
+/** Max values over one axis (gradient to the first argmax), or over all elements. `maxAxis` also gives indices. */
+export function max(x: Tensor, axis?: number, keepDim = false): Tensor {
+  if (axis === undefined) return maxAll(x);
+  const r = maxAxis(x, axis, keepDim);
+  r.indices.dispose();
+  return r.values;
+}
+
+/** i32 index of the max over one axis, or the flat index over all elements. */
+export function argmax(x: Tensor, axis?: number, keepDim = false): Tensor {
+  return axis === undefined ? argmaxAll(x) : argmaxAxis(x, axis, keepDim);
+}
+
 export function zeros(shape: readonly number[], options: { dtype?: DType } = {}): Tensor {
   return full(shape, 0, options);
 }
@@ -80,6 +99,12 @@ declare module "./tensor.js" {
     relu(): Tensor;
     square(): Tensor;
     sum(axis?: number, keepDim?: boolean): Tensor;
+    mean(axis?: number, keepDim?: boolean): Tensor;
+    max(axis?: number, keepDim?: boolean): Tensor;
+    argmax(axis?: number, keepDim?: boolean): Tensor;
+    /** Softmax over the last axis (`axis` must be -1 or rank - 1). */
+    softmax(axis?: number): Tensor;
+    logSoftmax(axis?: number): Tensor;
     cast(dtype: DType): Tensor;
     /** Reverse-mode autograd from this (scalar) tensor into the `.grad` of every leaf that requires grad. */
     backward(options?: BackwardOptions): void;
@@ -106,5 +131,10 @@ P.geluTanh = function () { return geluTanh(this); };
 P.relu = function () { return relu(this); };
 P.square = function () { return square(this); };
 P.sum = function (axis, keepDim) { return sum(this, axis, keepDim); };
+P.mean = function (axis, keepDim) { return mean(this, axis, keepDim); };
+P.max = function (axis, keepDim) { return max(this, axis, keepDim); };
+P.argmax = function (axis, keepDim) { return argmax(this, axis, keepDim); };
+P.softmax = function (axis) { return softmax(this, axis); };
+P.logSoftmax = function (axis) { return logSoftmax(this, axis); };
 P.cast = function (dtype) { return cast(this, dtype); };
 P.backward = function (options) { runBackward(this, options); };

@@ -12,6 +12,9 @@ export interface ElementwiseShader {
   strided: boolean;
 }
 
+/** Elements each invocation maps; launchers size grids with it. */
+export const ELEMENTS_PER_INVOCATION = 8;
+
 /** The one generator of elementwise WGSL; `DUMP_WGSL=1` prints what it makes. */
 export function elementwiseShader(s: ElementwiseShader): string {
   const usesF16 = s.output === "f16" || s.inputs.includes("f16");
@@ -27,5 +30,6 @@ export function elementwiseShader(s: ElementwiseShader): string {
     .replace("{{BINDINGS}}", bindings)
     .replace("{{PARAMS_BINDING}}", String(s.inputs.length + 1))
     .replace("{{STRIDED}}", s.strided ? "true" : "false")
-    .replace("{{BODY}}", body);
+    .replace("{{PER}}", String(ELEMENTS_PER_INVOCATION))
+    .replaceAll("{{BODY}}", body);
 }

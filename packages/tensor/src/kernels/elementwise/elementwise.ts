@@ -3,7 +3,7 @@ import type { Device } from "../../device.js";
 import { type DType, isFloat } from "../../dtype.js";
 import { DTypeError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, numel } from "../../tensor.js";
-import { elementwiseShader } from "./elementwise-shader.js";
+import { ELEMENTS_PER_INVOCATION, elementwiseShader } from "./elementwise-shader.js";
 
 const MAX_RANK = 8;
 const WORKGROUP = 256;
@@ -103,7 +103,7 @@ function launch(l: Launch): void {
     code,
     buffers: [...l.inputs.map((x) => ({ buffer: x.t.storage.buffer })), { buffer: l.out.storage.buffer }],
     uniforms: u,
-    workgroups: grid1d(device, n),
+    workgroups: grid1d(device, n, WORKGROUP * ELEMENTS_PER_INVOCATION),
   });
 }
 
