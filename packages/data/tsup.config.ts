@@ -1,7 +1,8 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // Worker transforms are entries of their own: a worker thread loads them by path.
+  entry: { index: "src/index.ts", "datasets/transforms/decode-rgb": "src/datasets/transforms/decode-rgb.ts" },
   format: ["esm"],
   dts: true,
   clean: true,
