@@ -25,4 +25,6 @@ export { rope, ropeInvFreq } from "./kernels/rope/rope.js";
 export type { RopeOptions } from "./kernels/rope/rope.js";
 export { tensorFromBf16 } from "./kernels/bf16/bf16.js";
 export type { Bf16Options } from "./kernels/bf16/bf16.js";
+export { attention, attentionForward, attentionBackward } from "./kernels/attention/attention.js";
+export type { AttentionOptions, AttentionOutput, AttentionGrads, AttentionVariant } from "./kernels/attention/attention.js";
 export * from "./safetensors/index.js";

@@ -7,6 +7,8 @@ import { Tensor, numel } from "./tensor.js";
 import { tidy } from "./scope.js";
 import "./ops.js";
 
+export { attentionRef, attentionBackwardRef } from "./kernels/attention/attention.ref.js";
+
 /** Deterministic PRNG (mulberry32) with normal draws by Box–Muller. */
 export class Rng {
   private state: number;
