@@ -27,4 +27,6 @@ export { tensorFromBf16 } from "./kernels/bf16/bf16.js";
 export type { Bf16Options } from "./kernels/bf16/bf16.js";
 export { attention, attentionForward, attentionBackward } from "./kernels/attention/attention.js";
 export type { AttentionOptions, AttentionOutput, AttentionGrads, AttentionVariant } from "./kernels/attention/attention.js";
+export { matmul } from "./kernels/matmul/matmul.js";
+export type { MatmulOptions } from "./kernels/matmul/matmul.js";
 export * from "./safetensors/index.js";
