@@ -134,3 +134,17 @@ describe("memory", () => {
     expect(after.pooledBytes).toBeLessThanOrEqual(before.pooledBytes + 64 * 1024);
   });
 });
+
+describe("autograd across tidy scopes", () => {
+  it("keeps gradients flowing when intermediates were disposed by the scope that made them", async () => {
+    const { matmul } = await import("./index.js");
+    const x = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+    x.requiresGrad = true;
+    const w = Tensor.from([1, 1, 1, 1, 1, 1], [2, 3]);
+    w.requiresGrad = true;
+    const loss = tidy(() => matmul(x.mul(1), w, { transposeB: true }).sum());
+    loss.backward();
+    assertClose(await x.grad!.toFloat32(), [2, 2, 2, 2, 2, 2], { atol: 1e-6 });
+    assertClose(await w.grad!.toFloat32(), [5, 7, 9, 5, 7, 9], { atol: 1e-6 });
+  });
+});

@@ -132,7 +132,7 @@ export class Tensor {
       this.grad.dispose();
       this.grad = null;
     }
-    this.gradFn = null;
+    // gradFn stays: a graph recorded through this tensor may still run backward after a tidy scope.
   }
 
   /** A new handle on the same view that keeps the storage alive on its own (used to save tensors for backward). */

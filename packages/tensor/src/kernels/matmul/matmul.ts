@@ -67,6 +67,9 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const bShape = b.shape;
   const biasShape = bias?.shape;
   const inputs = bias ? [a, b, bias] : [a, b];
+  // Decided now: by backward time the inputs may have been disposed by a tidy scope.
+  const needA = a.requiresGrad || a.gradFn !== null;
+  const needB = b.requiresGrad || b.gradFn !== null;
   return record(
     "matmul",
     out,
@@ -74,8 +77,6 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     (g, saved) => {
       const [sa, sb] = saved as [Tensor, Tensor];
       // C = op(A) op(B): dop(A) = g op(B)^T, dop(B) = op(A)^T g; a transposed operand takes the transpose of that.
-      const needA = a.requiresGrad || a.gradFn !== null;
-      const needB = b.requiresGrad || b.gradFn !== null;
       let ga: Tensor | null = null;
       let gb: Tensor | null = null;
       if (needA) {
