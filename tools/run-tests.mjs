@@ -1,0 +1,36 @@
+// `pnpm test`: every package's tests through turbo, then one closing line with the totals
+// ("N passed, M failed, K skipped") summed from each vitest run. Exit code is turbo's.
+import { spawn } from "node:child_process";
+
+process.env.TURBO_TELEMETRY_DISABLED = "1";
+const args = ["turbo", "run", "test", "--concurrency=1", ...process.argv.slice(2)];
+const child = spawn("pnpm", ["exec", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let pending = "";
+const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
+function scan(chunk) {
+  pending += chunk;
+  const lines = pending.split("\n");
+  pending = lines.pop() ?? "";
+  for (const raw of lines) {
+    const line = strip(raw);
+    const m = /\bTests\s+(.*)\((\d+)\)\s*$/.exec(line);
+    if (!m) continue;
+    passed += Number(/(\d+) passed/.exec(m[1])?.[1] ?? 0);
+    failed += Number(/(\d+) failed/.exec(m[1])?.[1] ?? 0);
+    skipped += Number(/(\d+) skipped/.exec(m[1])?.[1] ?? 0);
+  }
+}
+child.stdout.on("data", (d) => {
+  process.stdout.write(d);
+  scan(d.toString());
+});
+child.stderr.on("data", (d) => process.stderr.write(d));
+child.on("close", (code) => {
+  scan("\n");
+  if (code !== 0 && failed === 0) failed = 1; // a crash or build error is a failure even if no test said so
+  console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exit(code ?? 1);
+});
