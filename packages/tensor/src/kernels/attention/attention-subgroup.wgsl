@@ -14,7 +14,9 @@
 @group(0) @binding(5) var<storage, read_write> lse: array<u32>;
 @group(0) @binding(6) var<uniform> P: Params;
 
-// Elements d .. d+3 of a row (zeros past D, which need not be a multiple of 4).
+// Elements d .. d+3 of a row (zeros past D, which need not be a multiple of 4). When every row
+// is contiguous and 4-aligned the launcher binds the rows as vec4 arrays and makes each of these
+// one vec4 load (attentionShader, `rowVec4`).
 fn ld4q(base: u32, d: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
   for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(q[base + (d + e) * P.qsD]); } }
@@ -46,6 +48,10 @@ fn forward_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
   let hi = u32(key_range(query_pos(min(i0 + BLOCK, P.Tq) - 1u)).y);
   let quads = (dim() + 3u) / 4u;
 
+  // This lane's q row, loaded once: private arrays are plain (vector) memory on lavapipe, far
+  // cheaper to read than storage.
+  var qr: array<vec4<f32>, (HEAD_DIM + 3u) / 4u>;
+  for (var d4 = 0u; d4 < quads; d4++) { qr[d4] = ld4q(qb, 4u * d4); }
   var acc: array<vec4<f32>, (HEAD_DIM + 3u) / 4u>;
   var m = NEG_BIG;
   var l = 0.0;
@@ -56,7 +62,7 @@ fn forward_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     var s = array<f32, SG>();
     let kb = k_at(b, hk, own, 0u);
     for (var d4 = 0u; d4 < quads; d4++) {
-      let qv = ld4q(qb, 4u * d4);
+      let qv = qr[d4];
       let kv = ld4k(kb, 4u * d4);
       s[LANE] += dot(qv, subgroupBroadcast(kv, LANE)); // @lanes
     }

@@ -7,7 +7,9 @@ import forwardSrc from "./attention.wgsl";
 import commonSrc from "./attention-common.wgsl";
 import deltaSrc from "./attention-grad-delta.wgsl";
 import gradKvSrc from "./attention-grad-kv.wgsl";
+import gradKvSubgroupSrc from "./attention-grad-kv-subgroup.wgsl";
 import gradQSrc from "./attention-grad-q.wgsl";
+import gradQSubgroupSrc from "./attention-grad-q-subgroup.wgsl";
 import subgroupSrc from "./attention-subgroup.wgsl";
 
 export interface AttentionOptions {
@@ -24,14 +26,17 @@ export interface AttentionOptions {
    * below -1e30, -inf included, mask the pair); i32/u32 is boolean (non-zero = keep).
    */
   mask?: Tensor;
-  /** Kernel family; default "rows" on software adapters (lavapipe), "tiled" elsewhere. */
+  /**
+   * Kernel family; default "subgroup" on software adapters (lavapipe) with a fixed subgroup size,
+   * "rows" on other software adapters, "tiled" elsewhere.
+   */
   variant?: AttentionVariant;
 }
 
 /**
  * "rows": one query (or key) row per invocation, registers only, no workgroup memory or barriers.
- * "subgroup": as rows, but each lane loads one key row of a block and shares it by
- * subgroupBroadcast (lavapipe, where loads are the cost); the backward runs the rows kernels.
+ * "subgroup": as rows, but each lane loads one key row of a block (the dk/dv kernel: one query
+ * and dO row) and shares it by subgroupBroadcast (lavapipe, where loads are the cost).
  * "tiled": K/V (or Q/dO) tiles staged in workgroup memory (GPUs).
  */
 export type AttentionVariant = "rows" | "subgroup" | "tiled";
@@ -125,6 +130,11 @@ interface Tuning {
   chunk: number;
   /** Subgroup size (subgroup variant). */
   sg: number;
+  /**
+   * Subgroup kernels: q, k, v and dO rows are contiguous and 4-aligned, so they are bound as
+   * `vec4` arrays and each `ld4*` helper is one load instead of four (see `attentionShader`).
+   */
+  rowVec4?: boolean;
 }
 
 /**
@@ -166,6 +176,24 @@ export function attentionShader(kernelSrc: string, dtype: DType, t: Tuning): str
     header = header.replace(re, (_m, type: string) => `const ${name}: ${type} = ${value};`);
   }
   if (dtype === "f16") header = `enable f16;\n${header.replace("alias elt = f32;", "alias elt = f16;")}`;
+  if (t.rowVec4) {
+    // lavapipe turns each storage load into a per-lane loop with bounds checks: one vec4 load
+    // costs about what one scalar load does, so aligned rows are read four elements at a time.
+    for (const [name, fn] of [
+      ["q", "ld4q"],
+      ["k", "ld4k"],
+      ["v", "ld4v"],
+      ["dout", "ld4do"],
+    ] as const) {
+      const binding = `var<storage, read> ${name}: array<elt>;`;
+      const helper = new RegExp(`fn ${fn}\\(base: u32, d: u32\\) -> vec4<f32> \\{[\\s\\S]*?\\n\\}`);
+      if (!kernel.includes(binding)) continue;
+      if (!helper.test(kernel)) throw new Error(`internal: attention kernel binds ${name} but has no ${fn}`);
+      kernel = kernel
+        .replace(binding, `var<storage, read> ${name}: array<vec4<elt>>;`)
+        .replace(helper, `fn ${fn}(base: u32, d: u32) -> vec4<f32> { return vec4<f32>(${name}[(base + d) >> 2u]); }`);
+    }
+  }
   if (kernel.includes("subgroupBroadcast")) {
     header = `enable subgroups;\n${header}`;
     // subgroupBroadcast wants a constant lane: repeat each `@lanes` line per lane.
@@ -247,6 +275,20 @@ function checkBinding(op: string, name: string, t: Tensor): void {
 function fixedSubgroupSize(device: Device): number | null {
   const { subgroupMinSize: lo, subgroupMaxSize: hi } = device.info;
   return device.hasSubgroups && lo !== undefined && lo === hi && lo >= 2 ? lo : null;
+}
+
+/** Whether every row of these [B, H, T, D] views is contiguous and starts at a multiple of 4 elements. */
+function rowsAligned(D: number, ts: readonly Tensor[]): boolean {
+  return (
+    D % 4 === 0 &&
+    ts.every(
+      (t) =>
+        t.strides[3] === 1 &&
+        t.offset % 4 === 0 &&
+        t.storage.buffer.size % 16 === 0 &&
+        [0, 1, 2].every((a) => t.shape[a] === 1 || t.strides[a]! % 4 === 0),
+    )
+  );
 }
 
 function defaultVariant(device: Device): AttentionVariant {
@@ -388,6 +430,7 @@ function launchForward(pr: Problem, q: Tensor, k: Tensor, v: Tensor): AttentionO
   const lse = Tensor.empty([B, Hq, Tq], { dtype: "f32", device });
   setStrides(pr.params, "o", o);
   const t = tuning(device, pr.variant, D);
+  t.rowVec4 = pr.variant === "subgroup" && rowsAligned(D, [q, k, v]);
   device.dispatch({
     op: `attention_${pr.variant}`,
     code: attentionShader(pr.variant === "subgroup" ? subgroupSrc : forwardSrc, pr.dtype, t),
@@ -470,9 +513,12 @@ export function attentionBackward(
     const dq = Tensor.empty([B, Hq, Tq, D], { dtype: pr.dtype, device });
     const dk = Tensor.empty([B, Hkv, Tk, D], { dtype: pr.dtype, device });
     const dv = Tensor.empty([B, Hkv, Tk, D], { dtype: pr.dtype, device });
-    // The backward has no subgroup kernels yet: that variant runs the rows ones.
-    const rows = pr.variant !== "tiled";
-    const bv: AttentionVariant = rows ? "rows" : "tiled";
+    const bv = pr.variant;
+    const kernels = {
+      rows: { kv: gradKvSrc, q: gradQSrc },
+      tiled: { kv: gradKvSrc, q: gradQSrc },
+      subgroup: { kv: gradKvSubgroupSrc, q: gradQSubgroupSrc },
+    }[bv];
     const buf = (t: Tensor) => ({ buffer: t.storage.buffer });
 
     const td = tuning(device, "rows", D);
@@ -488,20 +534,21 @@ export function attentionBackward(
     const inputs = [buf(q), buf(k), buf(v), { buffer: pr.masks }, buf(dout), buf(stats)];
     // Q and dO tiles (plus 8 bytes of stats per row) share workgroup memory in grad_kv_tiled.
     const tkv = tuning(device, bv, D, 8);
+    tkv.rowVec4 = bv === "subgroup" && rowsAligned(D, [q, k, v, dout]);
     device.dispatch({
       op: `attention_grad_kv_${bv}`,
-      code: attentionShader(gradKvSrc, pr.dtype, tkv),
-      entryPoint: rows ? "grad_kv_rows" : "grad_kv_tiled",
+      code: attentionShader(kernels.kv, pr.dtype, tkv),
+      entryPoint: `grad_kv_${bv}`,
       buffers: [...inputs, buf(dk), buf(dv)],
       uniforms: withTuning(pr.params, D, tkv),
       workgroups: [Math.ceil(Tk / tkv.block), Hkv, B],
       writable: [6, 7],
     });
-    const tq = tuning(device, bv, D);
+    const tq = { ...tuning(device, bv, D), rowVec4: tkv.rowVec4 };
     device.dispatch({
       op: `attention_grad_q_${bv}`,
-      code: attentionShader(gradQSrc, pr.dtype, tq),
-      entryPoint: rows ? "grad_q_rows" : "grad_q_tiled",
+      code: attentionShader(kernels.q, pr.dtype, tq),
+      entryPoint: `grad_q_${bv}`,
       buffers: [...inputs, buf(dq)],
       uniforms: withTuning(pr.params, D, tq),
       workgroups: [Math.ceil(Tq / tq.block), Hq, B],

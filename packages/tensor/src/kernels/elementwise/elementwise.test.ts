@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { ShapeError, Tensor, getDevice, tidy } from "../../index.js";
+import { fmtShape } from "../../errors.js";
 import { Rng, assertClose, checkGradients } from "../../testing.js";
 import { BINARY_REF, UNARY_REF, broadcastRef } from "./elementwise.ref.js";
 
@@ -161,4 +162,103 @@ describe("gradients against finite differences", () => {
       });
     });
   }
+});
+
+describe("strided views: tiled permutes and transposes", () => {
+  /** Logical values of a view: walk its strides over the host copy of its storage. */
+  function viewRef(phys: ArrayLike<number>, shape: readonly number[], strides: readonly number[], offset: number): number[] {
+    const n = shape.reduce((p, d) => p * d, 1);
+    const out: number[] = [];
+    const idx = new Array<number>(shape.length).fill(0);
+    for (let e = 0; e < n; e++) {
+      let at = offset;
+      for (let a = 0; a < shape.length; a++) at += idx[a]! * strides[a]!;
+      out.push(phys[at]!);
+      for (let a = shape.length - 1; a >= 0; a--) {
+        if (++idx[a]! < shape[a]!) break;
+        idx[a] = 0;
+      }
+    }
+    return out;
+  }
+  function randomPermutation(rank: number): number[] {
+    const p = Array.from({ length: rank }, (_, i) => i);
+    for (let i = rank - 1; i > 0; i--) {
+      const j = Math.floor(rng.next() * (i + 1));
+      [p[i], p[j]] = [p[j]!, p[i]!];
+    }
+    return p;
+  }
+  const shapes = [
+    [37, 53],
+    [64, 48], // every stride a multiple of 4: vec4 loads and stores
+    [5, 9, 7],
+    [3, 16, 20],
+    [2, 1, 33, 3],
+    [4, 12, 5, 8],
+    [6, 7, 5, 11],
+  ];
+
+  it("contiguous() of random permutations matches the reference (f32, f16, i32, offset views)", async () => {
+    for (const shape of shapes) {
+      for (let trial = 0; trial < 3; trial++) {
+        const perm = randomPermutation(shape.length);
+        const n = shape.reduce((p, d) => p * d, 1);
+        for (const dtype of ["f32", "f16", "i32"] as const) {
+          // One extra leading row, then narrowed away: a view at a non-zero (odd) offset.
+          const extra = trial === 2 ? 1 : 0;
+          const host = dtype === "i32" ? rng.int(n + extra * n, -1000, 1000) : rng.uniform(n + extra * n, -4, 4);
+          const full = Tensor.from(host, [extra + 1, ...shape], { dtype });
+          const base = full.narrow(0, extra, 1).squeeze(0);
+          const phys = dtype === "f16" ? await full.toFloat32() : Array.from(await full.data());
+          const v = base.permute(perm);
+          const got = tidy(() => v.contiguous());
+          expect(got.shape).toEqual(perm.map((d) => shape[d]));
+          const want = viewRef(phys, v.shape, v.strides, v.offset);
+          const what = `${dtype} ${fmtShape(shape)} permute ${fmtShape(perm)} offset ${v.offset}`;
+          assertClose(dtype === "f16" ? await got.toFloat32() : Array.from(await got.data()), want, { atol: 0, what });
+          for (const t of [full, base, v, got]) t.dispose();
+        }
+      }
+    }
+  });
+
+  it("binary ops on a transposed operand, broadcasting, and assign into a transposed view", async () => {
+    for (const [r, c] of [
+      [37, 53],
+      [64, 48],
+      [3, 130],
+    ] as const) {
+      const a = rng.uniform(r * c, -2, 2);
+      const b = rng.uniform(c * r, -2, 2);
+      const bias = rng.uniform(r, -1, 1);
+      const ta = Tensor.from(a, [r, c]);
+      const tb = Tensor.from(b, [c, r]);
+      const tbias = Tensor.from(bias, [r]);
+      // a^T [c, r] * b [c, r] - bias [r]
+      const got = tidy(() => ta.transpose().mul(tb).sub(tbias));
+      const want: number[] = [];
+      for (let i = 0; i < c; i++) for (let j = 0; j < r; j++) want.push(a[j * c + i]! * b[i * r + j]! - bias[j]!);
+      assertClose(await got.toFloat32(), want, { atol: 1e-5, what: `a^T * b - bias [${r}, ${c}]` });
+      // Write b [c, r] through a transposed view of a fresh [r, c] tensor: the tensor becomes b^T.
+      const dst = Tensor.from(new Float32Array(r * c), [r, c]);
+      const { assign } = await import("./elementwise.js");
+      assign(dst.transpose(), tb);
+      const wantT: number[] = [];
+      for (let j = 0; j < r; j++) for (let i = 0; i < c; i++) wantT.push(b[i * r + j]!);
+      assertClose(await dst.toFloat32(), wantT, { atol: 0, what: `assign into transposed view [${r}, ${c}]` });
+      for (const t of [ta, tb, tbias, got, dst]) t.dispose();
+    }
+  });
+
+  it("plans a tile for transposes and leaves tiny tiles to the generic kernel", async () => {
+    const { planTiles } = await import("./elementwise.js");
+    // [5, 7] read transposed from a contiguous [7, 5]: X is the output's axis 1, Y the input's unit axis 0.
+    const p = planTiles([5, 7], [[1, 5], [7, 1]]);
+    expect(p).toMatchObject({ nx: 7, ny: 5, sx: [5, 1], sy: [1, 7], batchShape: [] });
+    // Axes every operand walks as one merge: [2, 3, 4] with an inner [3, 4] block contiguous in both.
+    const q = planTiles([2, 3, 4], [[1, 8, 2], [12, 4, 1]]);
+    expect(q?.batchShape).toEqual([]);
+    expect(planTiles([1000, 2, 2], [[4, 1, 2], [4, 2, 1]])).toBeNull();
+  });
 });

@@ -3,7 +3,14 @@ import type { Device } from "../../device.js";
 import { type DType, isFloat } from "../../dtype.js";
 import { DTypeError, ShapeError, fmtShape } from "../../errors.js";
 import { Tensor, numel } from "../../tensor.js";
-import { ELEMENTS_PER_INVOCATION, elementwiseShader } from "./elementwise-shader.js";
+import {
+  ELEMENTS_PER_INVOCATION,
+  type TileAccess,
+  VEC4_PER_INVOCATION,
+  elementwiseShader,
+  tiledShader,
+  vec4Shader,
+} from "./elementwise-shader.js";
 
 const MAX_RANK = 8;
 const WORKGROUP = 256;
@@ -65,6 +72,7 @@ function launch(l: Launch): void {
   if (n === 0) return;
   if (l.shape.length > MAX_RANK) throw new ShapeError(`${l.op}: rank ${l.shape.length} exceeds ${MAX_RANK}`);
   const outStrides = l.outStrides ?? l.out.strides;
+  const outOffset = l.outOffset ?? l.out.offset;
   const contiguous = (strides: readonly number[]) => {
     let s = 1;
     for (let i = l.shape.length - 1; i >= 0; i--) {
@@ -74,6 +82,15 @@ function launch(l: Launch): void {
     return true;
   };
   const strided = !contiguous(outStrides) || l.inputs.some((x) => !contiguous(x.strides));
+  const offsets = [...l.inputs.map((x) => x.t.offset), outOffset];
+  const buffers = [...l.inputs.map((x) => x.t.storage.buffer), l.out.storage.buffer];
+  // vec4 bindings read whole 16-byte words: every buffer must hold whole ones (pool sizes do).
+  const vec4Ok = buffers.every((b) => b.size % 16 === 0);
+  if (!strided && vec4Ok && offsets.every((o) => o % 4 === 0)) return launchVec4(l, n, offsets);
+  if (strided) {
+    const plan = planTiles(l.shape, [...l.inputs.map((x) => x.strides), outStrides]);
+    if (plan && launchTiled(l, plan, offsets, vec4Ok)) return;
+  }
   const code = elementwiseShader({
     inputs: l.inputs.map((x) => x.t.dtype),
     output: l.out.dtype,
@@ -88,7 +105,7 @@ function launch(l: Launch): void {
   u32[1] = l.shape.length;
   u32[2] = l.inputs[0]?.t.offset ?? 0;
   u32[3] = l.inputs[1]?.t.offset ?? 0;
-  u32[4] = l.outOffset ?? l.out.offset;
+  u32[4] = outOffset;
   f32[5] = l.alpha ?? 0;
   f32[6] = l.beta ?? 0;
   for (let d = 0; d < l.shape.length; d++) {
@@ -101,10 +118,163 @@ function launch(l: Launch): void {
   device.dispatch({
     op: l.op,
     code,
-    buffers: [...l.inputs.map((x) => ({ buffer: x.t.storage.buffer })), { buffer: l.out.storage.buffer }],
+    buffers: buffers.map((buffer) => ({ buffer })),
     uniforms: u,
     workgroups: grid1d(device, n, WORKGROUP * ELEMENTS_PER_INVOCATION),
   });
+}
+
+/** All operands contiguous and 4-aligned: four elements per access. */
+function launchVec4(l: Launch, n: number, offsets: readonly number[]): void {
+  const code = vec4Shader({ inputs: l.inputs.map((x) => x.t.dtype), output: l.out.dtype, expr: l.expr, compute: l.compute });
+  const u = new ArrayBuffer(32);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32[0] = n;
+  u32[1] = l.inputs[0] ? offsets[0]! / 4 : 0;
+  u32[2] = l.inputs[1] ? offsets[1]! / 4 : 0;
+  u32[3] = offsets[offsets.length - 1]! / 4;
+  f32[4] = l.alpha ?? 0;
+  f32[5] = l.beta ?? 0;
+  const device = l.out.device;
+  device.dispatch({
+    op: l.op,
+    code,
+    buffers: [...l.inputs.map((x) => ({ buffer: x.t.storage.buffer })), { buffer: l.out.storage.buffer }],
+    uniforms: u,
+    workgroups: grid1d(device, Math.ceil(n / 4), WORKGROUP * VEC4_PER_INVOCATION),
+  });
+}
+
+/**
+ * A strided map collapsed for `elementwise-tiled.wgsl`: axis X (the output's innermost), axis Y
+ * and batch axes, each with one stride per operand (inputs, then the output).
+ */
+export interface TilePlan {
+  nx: number;
+  ny: number;
+  /** Per operand. */
+  sx: number[];
+  sy: number[];
+  batchShape: number[];
+  /** Per operand, per batch axis. */
+  batchStrides: number[][];
+}
+
+/**
+ * Merges axes that every operand walks as one (stride[i] = stride[i+1] * shape[i+1]), drops
+ * size-1 axes, then picks X = the output's unit-stride axis and Y = an input's unit-stride axis
+ * when that differs from X (a transpose), else the output's next-inner axis. Returns null when
+ * 4×4 tiles would be mostly empty (both extents tiny): the generic kernel serves those.
+ */
+export function planTiles(shape: readonly number[], strides: readonly (readonly number[])[]): TilePlan | null {
+  const dims: number[] = [];
+  const st: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && strides.every((s, k) => st[k]![last] === s[d]! * shape[d]!)) {
+      dims[last] *= shape[d]!;
+      strides.forEach((s, k) => {
+        st[k]![last] = s[d]!;
+      });
+    } else {
+      dims.push(shape[d]!);
+      strides.forEach((s, k) => st[k]!.push(s[d]!));
+    }
+  }
+  if (dims.length > MAX_RANK) return null;
+  const out = st[st.length - 1]!;
+  const axes = dims.map((_, d) => d);
+  const inner = (s: number[], avoid: number) =>
+    axes.filter((d) => d !== avoid).sort((p, q) => s[p]! - s[q]! || q - p)[0] ?? -1;
+  let x = axes.find((d) => out[d] === 1) ?? inner(out, -1);
+  if (x < 0) return null; // a single element: nothing to tile
+  let y = -1;
+  for (let k = 0; k < st.length - 1 && y < 0; k++) {
+    const u = axes.find((d) => d !== x && st[k]![d] === 1);
+    if (u !== undefined) y = u;
+  }
+  if (y < 0) y = inner(out, x);
+  const ny = y < 0 ? 1 : dims[y]!;
+  if (dims[x]! * ny < 16) return null;
+  const batch = axes.filter((d) => d !== x && d !== y);
+  if (batch.length > MAX_RANK - 2) return null;
+  return {
+    nx: dims[x]!,
+    ny,
+    sx: st.map((s) => s[x]!),
+    sy: st.map((s) => (y < 0 ? 0 : s[y]!)),
+    batchShape: batch.map((d) => dims[d]!),
+    batchStrides: st.map((s) => batch.map((d) => s[d]!)),
+  };
+}
+
+const TILE_LANES = 64;
+/** Tiles per invocation along Y: STEPS in elementwise-tiled.wgsl. */
+const TILE_STEPS = 4;
+
+/** Returns false when the grid would exceed the adapter's limits (the caller falls back). */
+function launchTiled(l: Launch, plan: TilePlan, offsets: readonly number[], vec4Ok: boolean): boolean {
+  const ops = plan.sx.length;
+  // vec4 along an axis needs a unit stride there and every other stride and the offset 4-aligned.
+  const access = (k: number): TileAccess => {
+    if (!vec4Ok || offsets[k]! % 4 !== 0 || plan.batchStrides[k]!.some((s) => s % 4 !== 0)) return "s";
+    if (plan.sx[k] === 1 && plan.sy[k]! % 4 === 0) return "x";
+    if (plan.sy[k] === 1 && plan.sx[k]! % 4 === 0) return "y";
+    return "s";
+  };
+  const code = tiledShader({
+    inputs: l.inputs.map((x) => x.t.dtype),
+    output: l.out.dtype,
+    expr: l.expr,
+    compute: l.compute,
+    access: l.inputs.map((_, k) => access(k)),
+    outAccess: access(ops - 1),
+  });
+  // Lanes: when an operand walks Y faster than X (a transpose), a workgroup covers a square-ish
+  // block (up to 32 rows) so that operand's cache lines are used whole; otherwise long rows
+  // along X (streaming). Lanes left over (small nx) go to more rows, then to batch elements.
+  const transposed = plan.sy.some((sy, k) => sy !== 0 && (plan.sx[k] === 0 || sy < plan.sx[k]!));
+  let ly = 1;
+  while (transposed && ly < 8 && ly * 4 < plan.ny) ly *= 2;
+  let lx = 1;
+  while (lx * ly < TILE_LANES && lx * 4 < plan.nx) lx *= 2;
+  while (lx * ly < TILE_LANES && ly * 4 < plan.ny) ly *= 2;
+  const gx = Math.ceil(plan.nx / (4 * lx));
+  const gy = Math.ceil(plan.ny / (4 * ly * TILE_STEPS));
+  const nb = plan.batchShape.reduce((p, d) => p * d, 1);
+  const gz = Math.ceil(nb / (TILE_LANES / (lx * ly)));
+  const device = l.out.device;
+  const maxDim = device.gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (gx > maxDim || gy > maxDim || gz > maxDim) return false;
+  const u = new ArrayBuffer(208);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32.set([plan.nx, plan.ny, lx, ly, Math.log2(lx), Math.log2(lx * ly), plan.batchShape.length], 0);
+  u32[7] = l.inputs[0] ? offsets[0]! : 0;
+  u32[8] = l.inputs[1] ? offsets[1]! : 0;
+  u32[9] = offsets[ops - 1]!;
+  f32[10] = l.alpha ?? 0;
+  f32[11] = l.beta ?? 0;
+  // sx, sy: vec4 of (a, b, out) strides.
+  const slot = (k: number) => (k === ops - 1 ? 2 : k);
+  for (let k = 0; k < ops; k++) {
+    u32[12 + slot(k)] = plan.sx[k]!;
+    u32[16 + slot(k)] = plan.sy[k]!;
+  }
+  plan.batchShape.forEach((d, i) => {
+    u32[20 + i] = d;
+    for (let k = 0; k < ops; k++) u32[28 + 8 * slot(k) + i] = plan.batchStrides[k]![i]!;
+  });
+  device.dispatch({
+    op: `${l.op}_tiled`,
+    code,
+    buffers: [...l.inputs.map((x) => ({ buffer: x.t.storage.buffer })), { buffer: l.out.storage.buffer }],
+    uniforms: u,
+    workgroups: [gx, gy, gz],
+  });
+  return true;
 }
 
 // ---- unary -----------------------------------------------------------------------------------
