@@ -1,12 +1,14 @@
 import { spawnSync } from "node:child_process";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { ChatError, checkModelDir } from "./session.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const TINY = "fixtures/idefics2-tiny";
+const TOKENIZER = "fixtures/tokenizer";
 const IMAGE = `${TINY}/images/img_a1.png`;
 
 /** Runs the app as `pnpm chat` does (same node flags, from the workspace root). */
@@ -105,6 +107,38 @@ describe("pnpm chat", () => {
     oneLineError(
       chat(["--model", dir, "hi"]),
       /^error: model directory .* is incomplete: missing model\.safetensors .*preprocessor_config\.json, tokenizer\.json$/,
+    );
+  });
+
+  /** The tiny model (vocab 1000) beside the real Idefics2 tokenizer (32003 tokens). */
+  async function tinyWithRealTokenizer(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "chat-"));
+    temps.push(dir);
+    for (const f of ["config.json", "preprocessor_config.json"]) await cp(join(ROOT, TINY, f), join(dir, f));
+    await symlink(join(ROOT, TINY, "model.safetensors"), join(dir, "model.safetensors"));
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"])
+      await cp(join(ROOT, TOKENIZER, f), join(dir, f));
+    return dir;
+  }
+
+  it("model-dir validation: a tokenizer larger than the model's vocabulary is refused before loading", async () => {
+    const dir = await tinyWithRealTokenizer();
+    const check = checkModelDir(dir);
+    await expect(check).rejects.toThrow(ChatError);
+    await expect(check).rejects.toThrow(
+      /tokenizer\.json has a vocabulary of 32003 tokens \(ids up to 32002\), which exceeds the model's text_config\.vocab_size 1000/,
+    );
+    // The fixture directory itself passes: its character tokenizer fits.
+    const ok = await checkModelDir(join(ROOT, TINY));
+    expect(ok.tokenizer.kind).toBe("char");
+    expect(ok.config.text_config.vocab_size).toBe(1000);
+  });
+
+  it("a tokenizer larger than the model's vocabulary: one clear line naming both sizes", async () => {
+    const dir = await tinyWithRealTokenizer();
+    oneLineError(
+      chat(["--model", dir, "hi"]),
+      /^error: model directory .*: tokenizer\.json has a vocabulary of 32003 tokens .*text_config\.vocab_size 1000/,
     );
   });
 

@@ -1,15 +1,19 @@
-import { access, stat } from "node:fs/promises";
+import { access, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { paperConnectors } from "@webvlm/connectors";
 import type { ChatContentPart, ChatMessage } from "@webvlm/data";
 import {
+  checkTokenizerFits,
   createIdefics2,
+  type Idefics2Config,
   type Idefics2ForConditionalGeneration,
   type Idefics2InputProcessor,
   inputsFromBatch,
   type LoadedTokenizer,
   loadInputProcessor,
+  loadModelTokenizer,
   ModelDirectoryError,
+  parseIdefics2Config,
   type WeightDType,
 } from "@webvlm/idefics2";
 import type { SamplingOptions } from "@webvlm/language";
@@ -27,11 +31,16 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * Checks a model directory before the (slow) weight load, naming everything that is missing:
- * config.json, weights, preprocessor_config.json and a tokenizer (tokenizer.json, or a fixture
- * manifest.json for the character tokenizer).
+ * Checks a model directory before the (slow) weight load: names everything that is missing
+ * (config.json, weights, preprocessor_config.json and a tokenizer: tokenizer.json, or a fixture
+ * manifest.json for the character tokenizer), then parses config.json, loads the tokenizer and
+ * checks that it fits the model (its vocabulary within `text_config.vocab_size`, its `<image>`
+ * the model's `image_token_id`).
  */
-export async function checkModelDir(dir: string, charTokenizer?: boolean): Promise<void> {
+export async function checkModelDir(
+  dir: string,
+  charTokenizer?: boolean,
+): Promise<{ config: Idefics2Config; tokenizer: LoadedTokenizer }> {
   const st = await stat(dir).catch(() => null);
   if (!st) throw new ChatError(`model directory ${dir} does not exist`);
   if (!st.isDirectory()) throw new ChatError(`model path ${dir} is not a directory`);
@@ -50,6 +59,25 @@ export async function checkModelDir(dir: string, charTokenizer?: boolean): Promi
   if (!hasTokenizer) missing.push(charTokenizer ? "manifest.json (for --char-tokenizer)" : "tokenizer.json");
   if (missing.length)
     throw new ChatError(`model directory ${dir} is incomplete: missing ${missing.join(", ")}`);
+  const configPath = join(dir, "config.json");
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(configPath, "utf8"));
+  } catch (cause) {
+    throw new ChatError(`${configPath}: not valid JSON (${(cause as Error).message})`, { cause });
+  }
+  const config = parseIdefics2Config(raw, configPath);
+  const tokenizer = await loadModelTokenizer(dir, charTokenizer === undefined ? {} : { charTokenizer });
+  try {
+    checkTokenizerFits(
+      tokenizer.tokenizer,
+      config,
+      tokenizer.kind === "hf" ? "tokenizer.json" : "the character tokenizer",
+    );
+  } catch (cause) {
+    throw new ChatError(`model directory ${dir}: ${(cause as Error).message}`, { cause });
+  }
+  return { config, tokenizer };
 }
 
 export interface ChatOptions extends SamplingOptions {
@@ -88,12 +116,12 @@ export class ChatSession {
   ) {}
 
   static async open(dir: string, options: ChatOptions): Promise<ChatSession> {
-    await checkModelDir(dir, options.charTokenizer);
+    const checked = await checkModelDir(dir, options.charTokenizer);
     const model = await createIdefics2({ connectors: paperConnectors }).load(dir, {
       dtype: options.dtype ?? "auto",
     });
     const { processor, tokenizer } = await loadInputProcessor(dir, model, {
-      ...(options.charTokenizer === undefined ? {} : { charTokenizer: options.charTokenizer }),
+      tokenizer: checked.tokenizer,
       ...(options.splitImages === undefined ? {} : { doImageSplitting: options.splitImages }),
     });
     return new ChatSession(model, processor, tokenizer, options);

@@ -6,7 +6,11 @@ import type { Tensor } from "@webvlm/tensor";
  * `model.connector`.
  */
 export interface Connector extends Module {
-  /** How many `<image>` tokens one image becomes (the processor expands `<image>` by this). */
+  /**
+   * Text-stream tokens one image of `patches` patch slots becomes: the rows of `forward`'s output
+   * per image, written into that many `<image>` slots (the processor expands `<image>` by this).
+   * 0 for a `LayerConnector`: none of its tokens enter the text stream (see `mediaTokensPerImage`).
+   */
   tokensPerImage(patches: number): number;
   /** patches [images, patches, visionDim] + patchMask [images, patches] (1 = real) → [images, tokens, textDim]. */
   forward(patches: Tensor, patchMask: Tensor): Tensor;
@@ -52,8 +56,14 @@ export interface LayerHookOptions {
   mask?: Tensor;
 }
 
-/** A connector whose output feeds language-model layers through a hook instead of the token stream. */
+/**
+ * A connector whose output feeds language-model layers through a hook instead of the token
+ * stream. Its `tokensPerImage` is 0; `forward` returns `mediaTokensPerImage` rows per image, the
+ * keys/values of the hook's cross-attention.
+ */
 export interface LayerConnector extends Connector {
+  /** Media tokens per image of `patches` patch slots: the rows of `forward`'s output per image. */
+  mediaTokensPerImage(patches: number): number;
   /**
    * media [batch, M, textDim] (the `forward` outputs of a sample's images, concatenated) with
    * mediaMask [batch, M] → a hook for one language-model forward (or one generation).
@@ -62,7 +72,8 @@ export interface LayerConnector extends Connector {
 }
 
 export function isLayerConnector(c: Connector): c is LayerConnector {
-  return typeof (c as Partial<LayerConnector>).layerHook === "function";
+  const l = c as Partial<LayerConnector>;
+  return typeof l.layerHook === "function" && typeof l.mediaTokensPerImage === "function";
 }
 
 /** config.json is missing a field, has a bad value, or names an unknown connector. */
@@ -111,7 +122,14 @@ export function createConnector(
   const connector = spec.create(spec.parseConfig(raw));
   if (spec.feedsLanguageLayers && !isLayerConnector(connector)) {
     throw new ConnectorConfigError(
-      `connector "${spec.type}" declares feedsLanguageLayers but has no layerHook()`,
+      `connector "${spec.type}" declares feedsLanguageLayers but has no layerHook() and mediaTokensPerImage()`,
+    );
+  }
+  // The processor sizes the text stream by tokensPerImage: a layer connector must put nothing there.
+  const inStream = connector.tokensPerImage(1);
+  if (spec.feedsLanguageLayers && inStream !== 0) {
+    throw new ConnectorConfigError(
+      `connector "${spec.type}" feeds language-model layers, but its tokensPerImage is ${inStream}, not 0`,
     );
   }
   return { spec, connector };

@@ -27,6 +27,7 @@ export type { MlpConnectorConfig } from "./mlp/mlp.js";
 export { MlpConnector, mlpConnector, parseMlpConnectorConfig } from "./mlp/mlp.js";
 export type { PerceiverConnectorConfig } from "./perceiver/perceiver.js";
 export {
+  PERCEIVER_DEFAULTS,
   PerceiverAttention,
   PerceiverConnector,
   PerceiverLayer,

@@ -14,7 +14,10 @@ export interface Idefics2Config {
   tie_word_embeddings: boolean;
   vision_config: VisionConfig;
   text_config: MistralConfig;
-  /** The whole object with sub-config defaults filled in, for the connector spec's `parseConfig`. */
+  /**
+   * The whole config.json object with `vision_config` and `text_config` resolved (defaults filled
+   * in by their parsers), for the connector spec's `parseConfig`.
+   */
   raw: Record<string, unknown>;
 }
 
@@ -24,40 +27,15 @@ export class Idefics2ConfigError extends Error {
 }
 
 /**
- * transformers' `MistralConfig` defaults. `save_pretrained` of older versions wrote only fields that
- * differ from them (the released idefics2-8b `text_config` lists 7 fields), so a missing field means
- * this value, not an error.
+ * What transformers' `Idefics2Config` builds when config.json has no `text_config` (v4.45): a
+ * `MistralConfig` with these overrides of its own defaults.
  */
-export const MISTRAL_DEFAULTS: Readonly<Record<string, unknown>> = {
-  vocab_size: 32000,
-  hidden_size: 4096,
-  intermediate_size: 14336,
-  num_hidden_layers: 32,
-  num_attention_heads: 32,
-  num_key_value_heads: 8,
-  hidden_act: "silu",
-  max_position_embeddings: 4096 * 32,
-  rms_norm_eps: 1e-6,
-  rope_theta: 10000.0,
-  sliding_window: 4096,
+const DEFAULT_TEXT_CONFIG: Readonly<Record<string, unknown>> = Object.freeze({
+  max_position_embeddings: 4096 * 8,
+  rms_norm_eps: 1e-5,
+  pad_token_id: 0, // the unk token, as Idefics2's tokenizer pads with it
   tie_word_embeddings: false,
-  pad_token_id: null,
-  bos_token_id: 1,
-  eos_token_id: 2,
-};
-
-/** transformers' `Idefics2VisionConfig` defaults, for the same reason. */
-export const IDEFICS2_VISION_DEFAULTS: Readonly<Record<string, unknown>> = {
-  hidden_size: 768,
-  intermediate_size: 3072,
-  num_hidden_layers: 12,
-  num_attention_heads: 12,
-  num_channels: 3,
-  image_size: 224,
-  patch_size: 32,
-  hidden_act: "gelu_pytorch_tanh",
-  layer_norm_eps: 1e-6,
-};
+});
 
 function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -77,26 +55,26 @@ export function parseIdefics2Config(raw: unknown, source = "config.json"): Idefi
       `${source}: model_type is ${JSON.stringify(raw.model_type)}, expected "idefics2"`,
     );
   }
-  for (const key of ["vision_config", "text_config"] as const) {
-    if (!isObject(raw[key]))
-      throw new Idefics2ConfigError(`${source}: ${key} must be an object, got ${JSON.stringify(raw[key])}`);
+  // A missing sub-config is what transformers builds without one; missing fields inside one take
+  // transformers' defaults, filled in by the vision and language parsers.
+  const rawVision = raw.vision_config ?? {};
+  const rawText = raw.text_config ?? DEFAULT_TEXT_CONFIG;
+  for (const [key, value] of [
+    ["vision_config", rawVision],
+    ["text_config", rawText],
+  ] as const) {
+    if (!isObject(value))
+      throw new Idefics2ConfigError(`${source}: ${key} must be an object, got ${JSON.stringify(value)}`);
   }
-  // Missing sub-config fields take transformers' defaults; the connector spec sees the filled-in
-  // object too (the perceiver reads text_config.hidden_size, absent from idefics2-8b's config).
-  const filled: Record<string, unknown> = {
-    ...raw,
-    vision_config: { ...IDEFICS2_VISION_DEFAULTS, ...(raw.vision_config as object) },
-    text_config: { ...MISTRAL_DEFAULTS, ...(raw.text_config as object) },
-  };
   let vision_config: VisionConfig;
   try {
-    vision_config = parseVisionConfig({ vision_config: filled.vision_config });
+    vision_config = parseVisionConfig({ vision_config: rawVision });
   } catch (cause) {
     throw new Idefics2ConfigError(`${source}: ${(cause as Error).message}`, { cause });
   }
   let text_config: MistralConfig;
   try {
-    text_config = parseMistralConfig(filled.text_config);
+    text_config = parseMistralConfig(rawText);
   } catch (cause) {
     // The Mistral parser names fields without the section; say where they live in config.json.
     throw new Idefics2ConfigError(
@@ -123,12 +101,19 @@ export function parseIdefics2Config(raw: unknown, source = "config.json"): Idefi
   }
   // Idefics2ForConditionalGeneration ties by the top-level flag; the decoder must agree.
   text_config = { ...text_config, tie_word_embeddings: tie };
+  // The connector spec reads the resolved sub-configs (the perceiver takes text_config.hidden_size,
+  // which idefics2-8b's config.json leaves to the default), as HF builds it from the parsed configs.
+  const resolved: Record<string, unknown> = {
+    ...raw,
+    vision_config: { ...(rawVision as object), ...vision_config },
+    text_config: { ...(rawText as object), ...text_config },
+  };
   return {
     model_type: "idefics2",
     image_token_id: imageTokenId,
     tie_word_embeddings: tie,
     vision_config,
     text_config,
-    raw: filled,
+    raw: resolved,
   };
 }

@@ -16,6 +16,7 @@ import {
   type ReadTensor,
   readSafetensorsFile,
   type Tensor,
+  tidy,
   toFloat32,
   toInt32,
 } from "@webvlm/tensor";
@@ -265,6 +266,53 @@ describe("loss and gradients vs the HF fixture", () => {
       p.value.grad = null;
     }
     loss.dispose();
+  });
+});
+
+describe("training step in a tidy scope", () => {
+  it("const loss = tidy(() => forwardWithLoss(...).loss); loss.backward() gives the fixture gradients", async () => {
+    const inputs = fixtureInputs("batch");
+    const [B, T] = inputs.inputIds.shape as [number, number];
+    const labels = tensor("batch", "labels");
+    const device = await getDevice();
+    const params = new Map(model.namedParameters());
+    const names = [...cases.get("batch")!.keys()].filter((k) => k.startsWith("batch.grad."));
+    expect(names.length).toBeGreaterThan(0);
+    // Step 0 as a training loop writes it; steps 1 and 2 also run backward in a tidy scope, which
+    // frees the backward's own temporaries, so the whole step must leave device memory as it was.
+    let baseline = 0;
+    for (let step = 0; step < 3; step++) {
+      if (step === 1) baseline = device.memory().liveBytes;
+      // Every forward intermediate (logits included) is disposed when tidy ends; the tape keeps
+      // its own handles on what backward reads.
+      const loss = tidy(
+        () =>
+          model.forwardWithLoss({
+            ...inputs,
+            labels: { data: toInt32(labels), shape: labels.shape },
+            positionIds: arange(B, T),
+          }).loss,
+      );
+      expect(Math.abs((await loss.item()) - toFloat32(tensor("batch", "loss"))[0]!)).toBeLessThanOrEqual(
+        1e-5,
+      );
+      if (step === 0) loss.backward();
+      else tidy(() => loss.backward());
+      loss.dispose();
+      for (const k of names) {
+        const g = params.get(k.slice("batch.grad.".length))!.value.grad;
+        expect(g, k).toBeTruthy();
+        assertClose(await g!.toFloat32(), toFloat32(cases.get("batch")!.get(k)!), {
+          atol: 1e-5,
+          what: `step ${step} ${k}`,
+        });
+      }
+      for (const [, p] of params) {
+        p.value.grad?.dispose();
+        p.value.grad = null;
+      }
+      if (step > 0) expect(device.memory().liveBytes, `live bytes after step ${step}`).toBe(baseline);
+    }
   });
 });
 

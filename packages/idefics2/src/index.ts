@@ -1,10 +1,5 @@
 export type { Idefics2Config } from "./config.js";
-export {
-  IDEFICS2_VISION_DEFAULTS,
-  Idefics2ConfigError,
-  MISTRAL_DEFAULTS,
-  parseIdefics2Config,
-} from "./config.js";
+export { Idefics2ConfigError, parseIdefics2Config } from "./config.js";
 export type { Idefics2Factory, Idefics2LoadOptions, WeightDType } from "./create.js";
 export { createIdefics2, ModelDirectoryError, resolveDType } from "./create.js";
 export type { FixtureCase, FixtureManifest, FixtureTensorEntry, FixtureTokenIds } from "./fixture.js";
@@ -22,5 +17,15 @@ export type {
 export { Idefics2ForConditionalGeneration, Idefics2Model } from "./model.js";
 export type { LoadedTokenizer, ModelTokenizer } from "./model-dir.js";
 export { loadInputProcessor, loadModelTokenizer } from "./model-dir.js";
-export type { ImageTokenSource, InputProcessorOptions, ProcessInputsOptions } from "./processing.js";
-export { Idefics2InputProcessor, inputsFromBatch } from "./processing.js";
+export type {
+  ImageTokenSource,
+  InputProcessorOptions,
+  ProcessInputsOptions,
+  SizedTokenizer,
+} from "./processing.js";
+export {
+  checkTokenizerFits,
+  Idefics2InputProcessor,
+  inputsFromBatch,
+  TokenizerMismatchError,
+} from "./processing.js";

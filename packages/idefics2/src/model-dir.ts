@@ -14,6 +14,8 @@ import { Idefics2InputProcessor, type ImageTokenSource } from "./processing.js";
 /** A tokenizer the processor can use and the app can decode with. */
 export interface ModelTokenizer extends TextTokenizer {
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
+  /** Ids it can produce: model vocabulary plus added tokens (tokenizer.json only). */
+  readonly vocabSize?: number;
 }
 
 export interface LoadedTokenizer {
@@ -77,6 +79,7 @@ export async function loadModelTokenizer(
       tokenToId: (t) => tok.tokenToId(t),
       ...(pad === undefined ? {} : { padTokenId: pad }),
       decode: (ids, o) => tok.decode(ids, o),
+      vocabSize: tok.vocabSize,
     },
     chatTemplate,
     kind: "hf",
@@ -84,13 +87,15 @@ export async function loadModelTokenizer(
 }
 
 /**
- * The input processor of a model directory: its tokenizer, `preprocessor_config.json` (with
- * `doImageSplitting` overriding `do_image_splitting`) and chat template.
+ * The input processor of a model directory: its tokenizer (or `options.tokenizer`, already
+ * loaded), `preprocessor_config.json` (with `doImageSplitting` overriding `do_image_splitting`)
+ * and chat template. A tokenizer that does not fit the model fails here
+ * (`TokenizerMismatchError`: vocabulary larger than `vocab_size`, another `<image>` id).
  */
 export async function loadInputProcessor(
   dir: string,
   model: ImageTokenSource,
-  options: { charTokenizer?: boolean; doImageSplitting?: boolean } = {},
+  options: { charTokenizer?: boolean; doImageSplitting?: boolean; tokenizer?: LoadedTokenizer } = {},
 ): Promise<{ processor: Idefics2InputProcessor; tokenizer: LoadedTokenizer }> {
   const configPath = join(dir, "preprocessor_config.json");
   if (!(await exists(configPath)))
@@ -100,7 +105,7 @@ export async function loadInputProcessor(
     options.doImageSplitting === undefined
       ? base
       : new Idefics2ImageProcessor({ ...base.config, do_image_splitting: options.doImageSplitting });
-  const tokenizer = await loadModelTokenizer(dir, options);
+  const tokenizer = options.tokenizer ?? (await loadModelTokenizer(dir, options));
   const processor = new Idefics2InputProcessor(model, {
     tokenizer: tokenizer.tokenizer,
     imageProcessor,

@@ -146,12 +146,20 @@ export class Idefics2ForConditionalGeneration extends Module {
 
   /**
    * `<image>` tokens the processor must write per (sub-)image of a batch padded to
-   * `height × width`: the connector's `tokensPerImage`. Connectors that feed language layers
-   * instead of the token stream keep one `<image>` marker per image.
+   * `height × width`: the connector's `tokensPerImage`. A connector that feeds language layers
+   * puts no token in the text stream (`tokensPerImage` 0); the prompt then keeps one `<image>`
+   * marker per image, so the text still says where each image is (and labels skip it), while
+   * the image's `mediaTokensPerImage` tokens reach the decoder through the layer hook.
    */
   imageSeqLen(height: number, width: number): number {
     if (isLayerConnector(this.connector)) return 1;
-    return this.connector.tokensPerImage(this.patchesFor(height, width));
+    const n = this.connector.tokensPerImage(this.patchesFor(height, width));
+    if (!Number.isInteger(n) || n <= 0) {
+      throw new ShapeError(
+        `idefics2: the connector gives ${n} text-stream tokens for a ${height}×${width} image; a connector that puts none in the stream must be a LayerConnector`,
+      );
+    }
+    return n;
   }
 
   /** Pixels → vision tower (real images only) → connector. */
@@ -172,7 +180,10 @@ export class Idefics2ForConditionalGeneration extends Module {
       tap("vision.position_ids", ids);
       ids.dispose();
     }
-    const pixels = Tensor.from(prepared.pixelValues, prepared.shape, { dtype: this.dtype });
+    // Pixels in the vision weights' dtype (f16 weights take f16 pixels).
+    const pixels = Tensor.from(prepared.pixelValues, prepared.shape, {
+      dtype: this.model.vision_model.embeddings.patch_embedding.weight.dtype,
+    });
     const patchMask = Tensor.from(Int32Array.from(grid.data), [I, P], { dtype: "i32" });
     const vision = this.model.vision_model;
     const connector = this.connector;
@@ -222,6 +233,14 @@ export class Idefics2ForConditionalGeneration extends Module {
       const tokens = text.embed({ data: ids.data, shape: [B, T] }); // [B, T, hidden]
       const H = tokens.shape[2]!;
       if (isLayerConnector(this.connector)) {
+        // One <image> marker per real image (imageSeqLen 1); the features go to the hook.
+        const I = img.realImageIndices.length;
+        if (slots.length !== I) {
+          throw new ShapeError(
+            `idefics2: input_ids hold ${slots.length} <image> markers (id ${imageId}) for ${I} real images; ` +
+              "a connector that feeds language layers expects one marker per image (imageSeqLen 1)",
+          );
+        }
         hook = this.layerHook(img, B);
         this.tap?.("text.inputs_embeds_merged", tokens);
         return tokens;

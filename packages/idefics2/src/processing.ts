@@ -14,15 +14,21 @@ import {
 } from "@webvlm/data";
 import type { Idefics2Inputs } from "./model.js";
 
-/** What the input processor needs from the model: the image token id and tokens per image. */
+/** What the input processor needs from the model: the image token id, vocabulary and tokens per image. */
 export interface ImageTokenSource {
-  readonly config: { image_token_id: number; text_config: { pad_token_id: number | null } };
+  readonly config: {
+    image_token_id: number;
+    text_config: { pad_token_id: number | null; vocab_size: number };
+  };
   /** `<image>` tokens per (sub-)image for a batch padded to height × width (the connector's count). */
   imageSeqLen(height: number, width: number): number;
 }
 
+/** A tokenizer that can say how many ids it produces (`@webvlm/tokenizer`'s `Tokenizer` can). */
+export type SizedTokenizer = TextTokenizer & { readonly vocabSize?: number };
+
 export interface InputProcessorOptions {
-  tokenizer: TextTokenizer;
+  tokenizer: SizedTokenizer;
   imageProcessor: Idefics2ImageProcessor;
   /** Default: the Idefics2 template. */
   chatTemplate?: ChatTemplate;
@@ -46,6 +52,38 @@ export interface ProcessInputsOptions {
   addGenerationPrompt?: boolean;
 }
 
+/** A tokenizer produces ids the model has no embedding for, or disagrees with it on `<image>`. */
+export class TokenizerMismatchError extends Error {
+  override name = "TokenizerMismatchError";
+}
+
+/**
+ * Checks that `tokenizer` fits the model `config` before any prompt is encoded: its vocabulary
+ * (model vocabulary plus added tokens) must fit `text_config.vocab_size` (an id past it has no
+ * embedding row), and its `<image>` must be `image_token_id` (the slots the connector fills).
+ * A tokenizer that does not report its size is checked on `<image>` only.
+ */
+export function checkTokenizerFits(
+  tokenizer: SizedTokenizer,
+  config: ImageTokenSource["config"],
+  what = "the tokenizer",
+): void {
+  const modelVocab = config.text_config.vocab_size;
+  const size = tokenizer.vocabSize;
+  if (typeof size === "number" && size > modelVocab) {
+    throw new TokenizerMismatchError(
+      `${what} has a vocabulary of ${size} tokens (ids up to ${size - 1}), which exceeds the model's ` +
+        `text_config.vocab_size ${modelVocab}: ids from ${modelVocab} on have no embedding; is it this model's tokenizer?`,
+    );
+  }
+  const image = tokenizer.tokenToId?.("<image>");
+  if (typeof image === "number" && image !== config.image_token_id) {
+    throw new TokenizerMismatchError(
+      `${what} encodes <image> as id ${image}, but the model's image_token_id is ${config.image_token_id}`,
+    );
+  }
+}
+
 /**
  * `Idefics2Processor` with the `<image>` expansion taken from the model's connector: images are
  * processed first, so a connector whose token count depends on the patch grid (an MLP per patch)
@@ -62,6 +100,7 @@ export class Idefics2InputProcessor {
     readonly model: ImageTokenSource,
     readonly options: InputProcessorOptions,
   ) {
+    checkTokenizerFits(options.tokenizer, model.config);
     this.tokenizer = options.tokenizer;
     this.imageProcessor = options.imageProcessor;
     this.chatTemplate = options.chatTemplate ?? idefics2ChatTemplate;

@@ -32,10 +32,40 @@ export class ConfigError extends Error {
 
 const ACTIVATIONS = ["silu", "gelu", "gelu_pytorch_tanh", "gelu_new", "relu"];
 
+/**
+ * transformers' `MistralConfig` defaults (v4.45 `configuration_mistral.py`). A config.json written
+ * by `save_pretrained` may list only the fields that differ from these (the released idefics2-8b
+ * `text_config` lists 7), so a missing field means this value, not an error. `head_dim` defaults
+ * to hidden_size / num_attention_heads; an explicit `num_key_value_heads: null` means
+ * num_attention_heads (HF's backward compatibility), a missing one means 8.
+ */
+export const MISTRAL_DEFAULTS = Object.freeze({
+  vocab_size: 32000,
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_hidden_layers: 32,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  hidden_act: "silu",
+  max_position_embeddings: 4096 * 32,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000.0,
+  sliding_window: 4096,
+  tie_word_embeddings: false,
+  pad_token_id: null,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  attention_dropout: 0.0,
+} as const);
+
+type DefaultedField = keyof typeof MISTRAL_DEFAULTS;
+
 function field(raw: Record<string, unknown>, name: string, fallback?: unknown): unknown {
   const v = raw[name];
   if (v === undefined) {
     if (fallback !== undefined) return fallback;
+    const d = MISTRAL_DEFAULTS[name as DefaultedField];
+    if (d !== undefined) return d;
     throw new ConfigError(`mistral config: field '${name}' is missing`);
   }
   return v;
@@ -57,9 +87,9 @@ function positiveNumber(raw: Record<string, unknown>, name: string, fallback?: n
   return v;
 }
 
-function optionalId(raw: Record<string, unknown>, name: string): number | null {
-  const v = raw[name];
-  if (v === undefined || v === null) return null;
+function optionalId(raw: Record<string, unknown>, name: DefaultedField): number | null {
+  const v = raw[name] === undefined ? MISTRAL_DEFAULTS[name] : raw[name];
+  if (v === null) return null;
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     throw new ConfigError(`mistral config: '${name}' must be a token id or null, got ${JSON.stringify(v)}`);
   }
@@ -68,7 +98,8 @@ function optionalId(raw: Record<string, unknown>, name: string): number | null {
 
 /**
  * Parses a Mistral config object (the contents of config.json, or `config.text_config` of an
- * Idefics2 checkpoint). Throws `ConfigError` naming the first bad field.
+ * Idefics2 checkpoint); missing fields take `MISTRAL_DEFAULTS`. Throws `ConfigError` naming the
+ * first bad field.
  */
 export function parseMistralConfig(raw: unknown): MistralConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
@@ -92,24 +123,29 @@ export function parseMistralConfig(raw: unknown): MistralConfig {
       );
     }
   }
-  const head_dim = positiveInt(r, "head_dim", hidden_size / num_attention_heads);
-  const num_key_value_heads = positiveInt(r, "num_key_value_heads", num_attention_heads);
+  const head_dim =
+    r.head_dim === undefined || r.head_dim === null
+      ? hidden_size / num_attention_heads
+      : positiveInt(r, "head_dim");
+  const num_key_value_heads =
+    r.num_key_value_heads === null ? num_attention_heads : positiveInt(r, "num_key_value_heads");
   if (num_attention_heads % num_key_value_heads !== 0) {
     throw new ConfigError(
-      `mistral config: num_attention_heads ${num_attention_heads} is not a multiple of num_key_value_heads ${num_key_value_heads}`,
+      `mistral config: num_attention_heads ${num_attention_heads} is not a multiple of num_key_value_heads ${num_key_value_heads}` +
+        (r.num_key_value_heads === undefined ? " (transformers' default when the field is missing)" : ""),
     );
   }
   if (head_dim % 2 !== 0)
     throw new ConfigError(`mistral config: 'head_dim' ${head_dim} must be even for RoPE`);
-  const hidden_act = field(r, "hidden_act", "silu");
+  const hidden_act = field(r, "hidden_act");
   if (typeof hidden_act !== "string" || !ACTIVATIONS.includes(hidden_act)) {
     throw new ConfigError(
       `mistral config: 'hidden_act' ${JSON.stringify(hidden_act)} is not one of ${ACTIVATIONS.join(", ")}`,
     );
   }
-  const sw = r.sliding_window;
+  const sw = field(r, "sliding_window");
   let sliding_window: number | null = null;
-  if (sw !== undefined && sw !== null) {
+  if (sw !== null) {
     if (typeof sw !== "number" || !Number.isInteger(sw) || sw <= 0) {
       throw new ConfigError(
         `mistral config: 'sliding_window' must be a positive integer or null, got ${JSON.stringify(sw)}`,
@@ -117,13 +153,19 @@ export function parseMistralConfig(raw: unknown): MistralConfig {
     }
     sliding_window = sw;
   }
-  const tie = field(r, "tie_word_embeddings", false);
+  const tie = field(r, "tie_word_embeddings");
   if (typeof tie !== "boolean") {
     throw new ConfigError(
       `mistral config: 'tie_word_embeddings' must be a boolean, got ${JSON.stringify(tie)}`,
     );
   }
-  const eosRaw = r.eos_token_id;
+  const dropout = field(r, "attention_dropout");
+  if (dropout !== 0) {
+    throw new ConfigError(
+      `mistral config: 'attention_dropout' ${JSON.stringify(dropout)} is not supported (only 0)`,
+    );
+  }
+  const eosRaw = field(r, "eos_token_id");
   let eos_token_id: number | number[] | null = null;
   if (Array.isArray(eosRaw)) {
     eos_token_id = eosRaw.map((v, i) => {
@@ -144,9 +186,9 @@ export function parseMistralConfig(raw: unknown): MistralConfig {
     num_key_value_heads,
     head_dim,
     hidden_act,
-    max_position_embeddings: positiveInt(r, "max_position_embeddings", 32768),
-    rms_norm_eps: positiveNumber(r, "rms_norm_eps", 1e-6),
-    rope_theta: positiveNumber(r, "rope_theta", 10000),
+    max_position_embeddings: positiveInt(r, "max_position_embeddings"),
+    rms_norm_eps: positiveNumber(r, "rms_norm_eps"),
+    rope_theta: positiveNumber(r, "rope_theta"),
     sliding_window,
     tie_word_embeddings: tie,
     pad_token_id: optionalId(r, "pad_token_id"),

@@ -1,5 +1,5 @@
 export type { MistralConfig } from "./config.js";
-export { ConfigError, parseMistralConfig } from "./config.js";
+export { ConfigError, MISTRAL_DEFAULTS, parseMistralConfig } from "./config.js";
 export type { CausalLM, FinishReason, GenerateOptions, GenerateResult, TokenEvent } from "./generate.js";
 export { generate } from "./generate.js";
 export type { KVCacheOptions } from "./kv-cache.js";

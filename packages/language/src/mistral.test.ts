@@ -1,8 +1,8 @@
 import { crossEntropy, getDevice, Tensor } from "@webvlm/tensor";
 import { assertClose } from "@webvlm/tensor/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConfigError, parseMistralConfig } from "./config.js";
-import type { MistralForCausalLM } from "./mistral.js";
+import { ConfigError, MISTRAL_DEFAULTS, parseMistralConfig } from "./config.js";
+import { MistralForCausalLM } from "./mistral.js";
 import { positionsFromMask } from "./positions.js";
 import { CASES, Case, compareRealTokens, diffs, loadTinyLm, textConfig } from "./test-fixtures.js";
 
@@ -257,15 +257,68 @@ describe("parseMistralConfig", () => {
       intermediate_size: 128,
       num_hidden_layers: 1,
       num_attention_heads: 4,
+      num_key_value_heads: null, // HF: null means one KV head per query head
     };
     expect(parseMistralConfig(base).head_dim).toBe(16);
+    expect(parseMistralConfig({ ...base, head_dim: null }).head_dim).toBe(16);
     expect(parseMistralConfig(base).num_key_value_heads).toBe(4);
     expect(() => parseMistralConfig({ ...base, num_key_value_heads: 3 })).toThrow(ConfigError);
+    const { num_key_value_heads: _kv, ...noKv } = base;
+    expect(() => parseMistralConfig(noKv)).toThrow(
+      /num_attention_heads 4 is not a multiple of num_key_value_heads 8 \(transformers' default/,
+    );
     expect(() => parseMistralConfig({ ...base, sliding_window: -1 })).toThrow(/sliding_window/);
     expect(() => parseMistralConfig({ ...base, hidden_act: "swish2" })).toThrow(/hidden_act/);
     expect(() => parseMistralConfig({ ...base, model_type: "llama" })).toThrow(/model_type/);
     expect(() => parseMistralConfig({ ...base, rope_scaling: { type: "linear" } })).toThrow(/rope_scaling/);
-    const { vocab_size: _, ...noVocab } = base;
-    expect(() => parseMistralConfig(noVocab)).toThrow(/'vocab_size' is missing/);
+    expect(() => parseMistralConfig({ ...base, attention_dropout: 0.1 })).toThrow(/'attention_dropout' 0.1/);
+    expect(() => parseMistralConfig({ ...base, vocab_size: 0 })).toThrow(
+      /'vocab_size' must be a positive integer/,
+    );
+  });
+
+  it("fills transformers' MistralConfig defaults for missing fields (idefics2-8b's text_config)", () => {
+    // The released idefics2-8b text_config (transformers 4.40 save_pretrained): only these fields.
+    const c = parseMistralConfig({
+      model_type: "mistral",
+      max_position_embeddings: 32768,
+      pad_token_id: 0,
+      rms_norm_eps: 1e-5,
+      sliding_window: 4096,
+      torch_dtype: "bfloat16",
+      vocab_size: 32003,
+    });
+    expect(c).toEqual({
+      vocab_size: 32003,
+      hidden_size: 4096,
+      intermediate_size: 14336,
+      num_hidden_layers: 32,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      head_dim: 128,
+      hidden_act: "silu",
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      sliding_window: 4096,
+      tie_word_embeddings: false,
+      pad_token_id: 0,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    });
+    // An empty object is MistralConfig(): Mistral-7B-v0.1.
+    const d = parseMistralConfig({});
+    expect(d).toMatchObject({ vocab_size: 32000, max_position_embeddings: 131072, rms_norm_eps: 1e-6 });
+    expect(d.sliding_window).toBe(MISTRAL_DEFAULTS.sliding_window);
+    // null keeps its meaning: no sliding window.
+    expect(parseMistralConfig({ sliding_window: null }).sliding_window).toBeNull();
+    // The decoder built from the defaults has Mistral-7B's shapes (nothing is allocated).
+    const lm = new MistralForCausalLM(c);
+    const shapes = new Map(lm.namedParameters().map(([n, p]) => [n, p.shape]));
+    expect(shapes.get("model.embed_tokens.weight")).toEqual([32003, 4096]);
+    expect(shapes.get("model.layers.31.self_attn.k_proj.weight")).toEqual([1024, 4096]);
+    expect(shapes.get("model.layers.0.mlp.down_proj.weight")).toEqual([4096, 14336]);
+    expect(shapes.get("lm_head.weight")).toEqual([32003, 4096]);
+    expect(lm.parameterCount()).toBe(7_241_756_672);
   });
 });

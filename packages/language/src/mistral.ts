@@ -4,7 +4,6 @@ import {
   concat,
   type DType,
   fmtShape,
-  isGradEnabled,
   matmul,
   noGrad,
   openSafetensors,
@@ -278,7 +277,7 @@ export class MistralModel extends Module {
     } else newMask = new Int32Array(B * T).fill(1);
 
     // The cache is written in place (not recorded), so a cached forward is inference only.
-    return inferenceScope(cache, () => {
+    return layerScope(cache, () => {
       const embeds = inputsEmbeds ?? this.embed(inputIds!);
       let keyPaddingMask: Tensor | null;
       let allMask: Int32Array; // [B, past + T]
@@ -321,12 +320,12 @@ export class MistralModel extends Module {
       let hidden = embeds;
       this.layers.forEach((layer, i) => {
         const prev = hidden;
-        hidden = inferenceScope(undefined, () => {
+        hidden = tidy(() => {
           const out = layer.forward(prev, ctx);
           return layerHooks ? layerHooks.afterLayer(i, out) : out;
         });
-        // Inference: the previous residual stream is dead now; free it before the next layer.
-        if (!isGradEnabled() && prev !== embeds && prev !== hidden) prev.dispose();
+        // The previous residual stream is dead now (backward keeps its own handles): free it.
+        if (prev !== embeds && prev !== hidden) prev.dispose();
       });
       cache?.commit(T);
       return this.norm.forward(hidden);
@@ -335,14 +334,12 @@ export class MistralModel extends Module {
 }
 
 /**
- * Runs `fn` in a tidy scope when nothing is recorded for autograd (no grad mode, or a cache: its
- * in-place writes are not recorded, so a cached forward always runs without grad), freeing every
- * temporary at once. Under autograd the tape holds what backward needs and the caller's scope
- * owns the rest, so intermediate handles stay valid until its backward.
+ * Runs `fn` in a tidy scope, freeing its temporaries at once; under autograd the tape keeps
+ * (by its own handles) what backward reads. A cached forward runs without grad: its in-place
+ * cache writes are not recorded.
  */
-function inferenceScope<R extends Tensor>(cache: KVCache | undefined, fn: () => R): R {
-  if (cache) return noGrad(() => tidy(fn));
-  return isGradEnabled() ? fn() : tidy(fn);
+function layerScope<R extends Tensor>(cache: KVCache | undefined, fn: () => R): R {
+  return cache ? noGrad(() => tidy(fn)) : tidy(fn);
 }
 
 function sliceColumns(data: Int32Array, rows: number, width: number, from: number): Int32Array {
@@ -416,7 +413,7 @@ export class MistralForCausalLM extends Module {
     const keep = inputs.numLogitsToKeep ?? 0;
     if (!Number.isInteger(keep) || keep < 0)
       throw new ShapeError(`mistral: numLogitsToKeep must be a non-negative integer, got ${keep}`);
-    return inferenceScope(inputs.cache, () => {
+    return layerScope(inputs.cache, () => {
       const hidden = this.model.forward(inputs);
       const T = hidden.shape[1]!;
       const h = keep > 0 && keep < T ? hidden.narrow(1, T - keep, keep) : hidden; // [B, keep, hidden]

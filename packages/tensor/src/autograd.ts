@@ -1,5 +1,5 @@
 import { DisposedError, ShapeError, fmtShape } from "./errors.js";
-import { trackNode } from "./scope.js";
+import { tidy, trackNode } from "./scope.js";
 import type { Tensor } from "./tensor.js";
 
 let gradEnabled = true;
@@ -137,7 +137,8 @@ export function backward(output: Tensor, options: BackwardOptions = {}): void {
       const g = grads.get(node);
       if (!g) continue;
       grads.delete(node);
-      const inputGrads = node.runBackward(g);
+      // A backward's own temporaries (e.g. silu's derivative) die here; only the gradients it returns live on.
+      const inputGrads = tidy(() => [...node.runBackward(g)]);
       const inputs = node.inputTensors;
       const handedOut = new Set<Tensor>();
       for (let k = 0; k < inputs.length; k++) {

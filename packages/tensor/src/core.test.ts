@@ -148,3 +148,25 @@ describe("autograd across tidy scopes", () => {
     assertClose(await w.grad!.toFloat32(), [5, 7, 9, 5, 7, 9], { atol: 1e-6 });
   });
 });
+
+describe("backward outside tidy", () => {
+  it("frees the backward's own temporaries", async () => {
+    const { matmul } = await import("./index.js");
+    const w = Tensor.from(new Rng(8).uniform(64), [8, 8]).keep();
+    w.requiresGrad = true;
+    const x = Tensor.from(new Rng(9).uniform(32), [4, 8]).keep();
+    const step = () => {
+      const l = tidy(() => matmul(x, w).silu().add(Tensor.from(new Rng(1).uniform(8), [8])).tanh().sum());
+      l.backward();
+      l.dispose();
+      w.grad!.dispose();
+      w.grad = null;
+    };
+    for (let i = 0; i < 5; i++) step();
+    await device.sync();
+    const before = device.memory().liveBytes;
+    for (let i = 0; i < 50; i++) step();
+    await device.sync();
+    expect(device.memory().liveBytes).toBe(before);
+  });
+});

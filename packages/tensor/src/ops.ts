@@ -78,38 +78,6 @@ export { cast, full };
 registerGradHelpers({ add: (a, b) => binary("add", a, b), onesLike: (t) => full(t.shape, 1, { dtype: t.dtype, device: t.device }) });
 
 // Fluent methods, so model code reads like the paper: `h.add(attn)`.
-declare module "./tensor.js" {
-  interface Tensor {
-    add(b: Operand): Tensor;
-    sub(b: Operand): Tensor;
-    mul(b: Operand): Tensor;
-    div(b: Operand): Tensor;
-    pow(b: Operand): Tensor;
-    neg(): Tensor;
-    abs(): Tensor;
-    exp(): Tensor;
-    log(): Tensor;
-    sqrt(): Tensor;
-    rsqrt(): Tensor;
-    tanh(): Tensor;
-    sigmoid(): Tensor;
-    silu(): Tensor;
-    gelu(): Tensor;
-    geluTanh(): Tensor;
-    relu(): Tensor;
-    square(): Tensor;
-    sum(axis?: number, keepDim?: boolean): Tensor;
-    mean(axis?: number, keepDim?: boolean): Tensor;
-    max(axis?: number, keepDim?: boolean): Tensor;
-    argmax(axis?: number, keepDim?: boolean): Tensor;
-    /** Softmax over the last axis (`axis` must be -1 or rank - 1). */
-    softmax(axis?: number): Tensor;
-    logSoftmax(axis?: number): Tensor;
-    cast(dtype: DType): Tensor;
-    /** Reverse-mode autograd from this (scalar) tensor into the `.grad` of every leaf that requires grad. */
-    backward(options?: BackwardOptions): void;
-  }
-}
 
 const P = Tensor.prototype;
 P.add = function (b) { return add(this, b); };

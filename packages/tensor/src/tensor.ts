@@ -10,6 +10,9 @@ import {
 import { DTypeError, DisposedError, ShapeError, fmtShape } from "./errors.js";
 import { type GradNode, isGradEnabled } from "./autograd.js";
 import { trackTensor } from "./scope.js";
+import type { BackwardOptions } from "./autograd.js";
+
+type Operand = Tensor | number;
 
 /** A GPU buffer shared by a tensor and its views; freed back to the pool when the last user lets go. */
 export class Storage {
@@ -75,6 +78,37 @@ export class Tensor {
   gradFn: GradNode | null = null;
   /** Not disposed by the enclosing `tidy` scope. */
   kept = false;
+
+  // Fluent ops, installed on the prototype by ops.ts. Declared here (not by module augmentation)
+  // so that the published .d.ts carries them whatever chunk the bundler puts ops.ts in.
+  declare add: (b: Operand) => Tensor;
+  declare sub: (b: Operand) => Tensor;
+  declare mul: (b: Operand) => Tensor;
+  declare div: (b: Operand) => Tensor;
+  declare pow: (b: Operand) => Tensor;
+  declare neg: () => Tensor;
+  declare abs: () => Tensor;
+  declare exp: () => Tensor;
+  declare log: () => Tensor;
+  declare sqrt: () => Tensor;
+  declare rsqrt: () => Tensor;
+  declare tanh: () => Tensor;
+  declare sigmoid: () => Tensor;
+  declare silu: () => Tensor;
+  declare gelu: () => Tensor;
+  declare geluTanh: () => Tensor;
+  declare relu: () => Tensor;
+  declare square: () => Tensor;
+  declare sum: (axis?: number, keepDim?: boolean) => Tensor;
+  declare mean: (axis?: number, keepDim?: boolean) => Tensor;
+  declare max: (axis?: number, keepDim?: boolean) => Tensor;
+  declare argmax: (axis?: number, keepDim?: boolean) => Tensor;
+  /** Softmax over the last axis (`axis` must be -1 or rank - 1). */
+  declare softmax: (axis?: number) => Tensor;
+  declare logSoftmax: (axis?: number) => Tensor;
+  declare cast: (dtype: DType) => Tensor;
+  /** Reverse-mode autograd from this (scalar) tensor into the `.grad` of every leaf that requires grad. */
+  declare backward: (options?: BackwardOptions) => void;
 
   constructor(storage: Storage, shape: readonly number[], dtype: DType, strides?: readonly number[], offset = 0) {
     this._storage = storage;

@@ -18,14 +18,29 @@ export class ConfigError extends Error {
 
 const SUPPORTED_ACTS = ["gelu_pytorch_tanh", "gelu_new", "gelu", "silu", "relu"];
 
-const DEFAULTS: Partial<VisionConfig> = {
-  num_channels: 3,
-  hidden_act: "gelu_pytorch_tanh",
-  layer_norm_eps: 1e-6,
-};
+/**
+ * transformers' `Idefics2VisionConfig` defaults (v4.45 `configuration_idefics2.py`, a
+ * siglip-base-patch16-224-like tower). A config.json written by `save_pretrained` may list only
+ * the fields that differ from these (idefics2-8b's `vision_config` gives the SO400M widths, patch
+ * 14 and image 980, and omits the rest), so a missing field means this value.
+ */
+export const IDEFICS2_VISION_DEFAULTS: Readonly<VisionConfig & { attention_dropout: number }> = Object.freeze(
+  {
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    num_channels: 3,
+    image_size: 224,
+    patch_size: 32,
+    hidden_act: "gelu_pytorch_tanh",
+    layer_norm_eps: 1e-6,
+    attention_dropout: 0.0,
+  },
+);
 
 function positiveInt(raw: Record<string, unknown>, key: keyof VisionConfig, where: string): number {
-  const v = raw[key] ?? DEFAULTS[key];
+  const v = raw[key] ?? IDEFICS2_VISION_DEFAULTS[key];
   if (typeof v !== "number" || !Number.isInteger(v) || v <= 0) {
     throw new ConfigError(`${where}.${key}: expected a positive integer, got ${JSON.stringify(v)}`);
   }
@@ -34,7 +49,7 @@ function positiveInt(raw: Record<string, unknown>, key: keyof VisionConfig, wher
 
 /**
  * Reads the vision settings from an Idefics2 config.json object (its `vision_config`) or from a
- * bare vision config. Every problem names the field.
+ * bare vision config; missing fields take `IDEFICS2_VISION_DEFAULTS`. Every problem names the field.
  */
 export function parseVisionConfig(raw: unknown): VisionConfig {
   if (typeof raw !== "object" || raw === null)
@@ -52,8 +67,8 @@ export function parseVisionConfig(raw: unknown): VisionConfig {
     num_channels: positiveInt(r, "num_channels", where),
     image_size: positiveInt(r, "image_size", where),
     patch_size: positiveInt(r, "patch_size", where),
-    hidden_act: String(r.hidden_act ?? DEFAULTS.hidden_act),
-    layer_norm_eps: Number(r.layer_norm_eps ?? DEFAULTS.layer_norm_eps),
+    hidden_act: String(r.hidden_act ?? IDEFICS2_VISION_DEFAULTS.hidden_act),
+    layer_norm_eps: Number(r.layer_norm_eps ?? IDEFICS2_VISION_DEFAULTS.layer_norm_eps),
   };
   if (!SUPPORTED_ACTS.includes(cfg.hidden_act)) {
     throw new ConfigError(
@@ -75,7 +90,7 @@ export function parseVisionConfig(raw: unknown): VisionConfig {
       `${where}.image_size: ${cfg.image_size} is smaller than patch_size ${cfg.patch_size}`,
     );
   }
-  if (r.attention_dropout !== undefined && r.attention_dropout !== 0) {
+  if (r.attention_dropout !== undefined && r.attention_dropout !== null && r.attention_dropout !== 0) {
     throw new ConfigError(
       `${where}.attention_dropout: only 0 is supported, got ${JSON.stringify(r.attention_dropout)}`,
     );

@@ -1,5 +1,5 @@
 export type { VisionConfig } from "./config.js";
-export { ConfigError, parseVisionConfig } from "./config.js";
+export { ConfigError, IDEFICS2_VISION_DEFAULTS, parseVisionConfig } from "./config.js";
 export type { EncodedImages } from "./encode.js";
 export { encodeImages } from "./encode.js";
 export type { HostArray, PatchGrid, VisionInputs } from "./masks.js";

@@ -198,3 +198,34 @@ describe("encodeImages inputs", () => {
     ).rejects.toThrow(/2 channels, the model has 3/);
   });
 });
+
+describe("f16 weights", () => {
+  it("encodeImages uploads pixels in the weights' dtype: f16 output within f16 tolerance of f32", async (ctx) => {
+    const device = await getDevice();
+    if (!device.hasF16) {
+      console.warn("SKIPPED: this adapter has no shader-f16");
+      ctx.skip();
+    }
+    const half = new Idefics2VisionTransformer(parseVisionConfig(config));
+    await loadWeights(half, `${FIXTURES}model.safetensors`, { prefix: "model.vision_model", dtype: "f16" });
+    expect(half.embeddings.patch_embedding.weight.dtype).toBe("f16");
+    const c = await readSafetensorsFile(`${FIXTURES}case_batch.safetensors`);
+    const pv = c.get("batch.pixel_values")!;
+    const pm = c.get("batch.pixel_attention_mask")!;
+    const pixels = { data: toFloat32(pv), shape: pv.shape };
+    const mask = { data: toInt32(pm), shape: pm.shape };
+    const full = await encodeImages(vision, pixels, mask);
+    const out = await encodeImages(half, pixels, mask);
+    expect(out.lastHiddenState.dtype).toBe("f16");
+    const m = toInt32(c.get("batch.patch_attention_mask")!);
+    const D = vision.config.hidden_size;
+    const want = validRows(await full.lastHiddenState.toFloat32(), m, D);
+    const got = validRows(await out.lastHiddenState.toFloat32(), m, D);
+    // f16 keeps 11 significant bits: weights, pixels and every stored activation round at ~5e-4
+    // relative; through two layers and the final LayerNorm (outputs up to ~4) that is ~5e-3 here.
+    const r = assertClose(got, want, { atol: 1e-2, what: "f16 vs f32 last_hidden_state" });
+    console.log(`vision f16 vs f32: max abs diff ${r.maxAbs.toExponential(2)}`);
+    for (const t of [full.lastHiddenState, full.patchMask, out.lastHiddenState, out.patchMask]) t.dispose();
+    half.dispose();
+  });
+});

@@ -1,9 +1,8 @@
 import { Embedding, LayerNorm, Linear, Mlp, Module, Parameter } from "@webvlm/nn";
-import { attention, embedding, fmtShape, matmul, ShapeError, Tensor } from "@webvlm/tensor";
+import { attention, embedding, fmtShape, matmul, ShapeError, Tensor, tidy } from "@webvlm/tensor";
 import type { VisionConfig } from "./config.js";
 import { type PatchGrid, patchesPerImage } from "./masks.js";
 import { visionPositionIds } from "./position-ids.js";
-import { scoped } from "./scoped.js";
 
 /**
  * Debug tap: receives named intermediates ("vision.embeddings", "vision.layer_<i>.output",
@@ -142,8 +141,8 @@ export class Idefics2Encoder extends Module {
   forward(x: Tensor, keyPaddingMask?: Tensor, tap?: VisionTap): Tensor {
     let h = x;
     for (const [i, layer] of this.layers.entries()) {
-      // Without autograd each layer's temporaries are freed as it ends.
-      const next = scoped(() => layer.forward(h, keyPaddingMask));
+      // Each layer's temporaries are freed as it ends; under autograd the tape keeps what backward reads.
+      const next = tidy(() => layer.forward(h, keyPaddingMask));
       tap?.(`vision.layer_${i}.output`, next);
       if (h !== x) h.dispose();
       h = next;
@@ -187,7 +186,7 @@ export class Idefics2VisionTransformer extends Module {
         `vision: patch grid [${grid.images}, ${grid.rows}, ${grid.cols}] does not match pixel_values ${fmtShape(s)} (patch ${p}: [${N}, ${rows}, ${cols}])`,
       );
     }
-    const embeddings = scoped(() => this.embeddings.forward(pixelValues, grid));
+    const embeddings = tidy(() => this.embeddings.forward(pixelValues, grid));
     tap?.("vision.embeddings", embeddings);
     // Key padding only when some patch is padded, as the reference omits the mask otherwise.
     const padded = grid.data.some((v) => v === 0);

@@ -31,6 +31,9 @@ describe("cross-attention connector (gated xattn blocks between LM layers)", () 
     expect(crossAttentionConnector.feedsLanguageLayers).toBe(true);
     const c = make();
     expect(isLayerConnector(c)).toBe(true);
+    // Nothing enters the text stream; each patch slot is one media token for the blocks.
+    expect(c.tokensPerImage(4)).toBe(0);
+    expect(c.mediaTokensPerImage(4)).toBe(4);
     expect(c.layers.length).toBe(2); // after layers 1 and 3 of 5
     expect([0, 1, 2, 3, 4].map((i) => c.blockAfter(i))).toEqual([-1, 0, -1, 1, -1]);
     expect(c.namedParameters().map(([n]) => n)).toContain("layers.1.cross_attn.k_proj.weight");

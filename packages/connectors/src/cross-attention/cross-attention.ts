@@ -1,6 +1,6 @@
 import { GatedMlp, Linear, Module, Parameter, RMSNorm } from "@webvlm/nn";
-import { attention, cast, fmtShape, ShapeError, type Tensor, where } from "@webvlm/tensor";
-import { act, int, onlyKeys, section } from "../config-fields.js";
+import { attention, cast, fmtShape, ShapeError, type Tensor, tidy, where } from "@webvlm/tensor";
+import { act, int, num, onlyKeys, section } from "../config-fields.js";
 import {
   ConnectorConfigError,
   type ConnectorSpec,
@@ -9,7 +9,6 @@ import {
   type LayerHook,
   type LayerHookOptions,
 } from "../contract.js";
-import { scoped } from "../scoped.js";
 
 /**
  * `connector_config: { type: "cross_attention", every?, num_attention_heads?, num_key_value_heads?,
@@ -55,7 +54,7 @@ export function parseCrossAttentionConnectorConfig(raw: unknown): CrossAttention
     vision_hidden_size: int(v, "vision_config", "hidden_size"),
     text_hidden_size: D,
     text_num_layers: layers,
-    rms_norm_eps: typeof t.rms_norm_eps === "number" ? t.rms_norm_eps : 1e-6,
+    rms_norm_eps: num(t, "text_config", "rms_norm_eps"),
     every: int(c, "connector_config", "every", 4),
     num_attention_heads: heads,
     num_key_value_heads: int(c, "connector_config", "num_key_value_heads", heads),
@@ -160,8 +159,13 @@ export class CrossAttentionConnector extends Module implements LayerConnector {
     this.layers = Array.from({ length: blocks }, () => new GatedCrossAttentionBlock(config));
   }
 
-  /** Media tokens per image; none of them enters the text stream. */
-  tokensPerImage(patches: number): number {
+  /** None of this connector's tokens enters the text stream: the blocks read them as media. */
+  tokensPerImage(_patches: number): number {
+    return 0;
+  }
+
+  /** One media token per patch slot (padded slots are zero and masked). */
+  mediaTokensPerImage(patches: number): number {
     return patches;
   }
 
@@ -178,7 +182,7 @@ export class CrossAttentionConnector extends Module implements LayerConnector {
         `cross-attention connector: patchMask ${fmtShape(patchMask.shape)} must be [${I}, ${P}]`,
       );
     }
-    return scoped(() => {
+    return tidy(() => {
       const m = cast(patchMask, patches.dtype).reshape([I, P, 1]);
       return where(m, this.media_projection.forward(where(m, patches, 0)), 0); // [I, P, text hidden]
     });

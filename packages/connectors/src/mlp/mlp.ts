@@ -1,8 +1,7 @@
 import { activate, Linear, Module } from "@webvlm/nn";
-import { cast, fmtShape, full, maximum, pad, ShapeError, type Tensor, where } from "@webvlm/tensor";
+import { cast, fmtShape, full, maximum, pad, ShapeError, type Tensor, tidy, where } from "@webvlm/tensor";
 import { act, int, onlyKeys, section } from "../config-fields.js";
 import { type Connector, ConnectorConfigError, type ConnectorSpec, type ConnectorTap } from "../contract.js";
-import { scoped } from "../scoped.js";
 
 /**
  * `connector_config: { type: "mlp", depth?, pool?, intermediate_size?, hidden_act? }`.
@@ -77,7 +76,7 @@ export class MlpConnector extends Module implements Connector {
         `mlp connector: patchMask ${fmtShape(patchMask.shape)} must be [${I}, ${P}] for patches ${fmtShape(patches.shape)}`,
       );
     }
-    return scoped(() => {
+    return tidy(() => {
       const m = cast(patchMask, patches.dtype).reshape([I, P, 1]); // [I, P, 1], 1 = real patch
       // where(), not a product: a NaN in a padded patch must not leak through 0·NaN.
       let x = where(m, patches, 0);

@@ -2,7 +2,6 @@ import { GatedMlp, Linear, Module, Parameter, RMSNorm } from "@webvlm/nn";
 import { attention, concat, fmtShape, ones, ShapeError, type Tensor, tidy } from "@webvlm/tensor";
 import { act, int, num, section } from "../config-fields.js";
 import { type Connector, ConnectorConfigError, type ConnectorSpec, type ConnectorTap } from "../contract.js";
-import { scoped } from "../scoped.js";
 
 /** Idefics2's connector settings, read from config.json (HF field names where they exist). */
 export interface PerceiverConnectorConfig {
@@ -25,26 +24,55 @@ export interface PerceiverConnectorConfig {
   num_key_value_heads: number;
 }
 
+/**
+ * transformers' `Idefics2PerceiverConfig` defaults (v4.45 `configuration_idefics2.py`). The
+ * released idefics2-8b `perceiver_config` omits `hidden_act` and `num_key_value_heads`, and a
+ * config without `perceiver_config` gets all of them.
+ */
+export const PERCEIVER_DEFAULTS = Object.freeze({
+  hidden_act: "silu",
+  resampler_n_latents: 64,
+  resampler_depth: 3,
+  resampler_n_heads: 16,
+  resampler_head_dim: 96,
+  num_key_value_heads: 4,
+  attention_dropout: 0.0,
+});
+
+/**
+ * Reads the connector's settings from a config.json object. `perceiver_config` fields default to
+ * `PERCEIVER_DEFAULTS`; the widths, activation and eps come from `text_config` and
+ * `vision_config`, which must be complete: a model package passes them resolved by the language
+ * and vision parsers (transformers' defaults filled in), as HF builds the perceiver from the
+ * resolved `MistralConfig`.
+ */
 export function parsePerceiverConnectorConfig(raw: unknown): PerceiverConnectorConfig {
   const v = section(raw, "vision_config");
   const t = section(raw, "text_config");
-  const p = section(raw, "perceiver_config", true); // HF fills in Idefics2's defaults when absent
+  const p = section(raw, "perceiver_config", true);
+  const d = PERCEIVER_DEFAULTS;
   const cfg: PerceiverConnectorConfig = {
     vision_hidden_size: int(v, "vision_config", "hidden_size"),
     text_hidden_size: int(t, "text_config", "hidden_size"),
     text_intermediate_size: int(t, "text_config", "intermediate_size"),
-    text_hidden_act: act(t, "text_config", "hidden_act", "silu"),
-    rms_norm_eps: num(t, "text_config", "rms_norm_eps", 1e-6),
-    hidden_act: act(p, "perceiver_config", "hidden_act", "silu"),
-    resampler_n_latents: int(p, "perceiver_config", "resampler_n_latents", 64),
-    resampler_depth: int(p, "perceiver_config", "resampler_depth", 3),
-    resampler_n_heads: int(p, "perceiver_config", "resampler_n_heads", 16),
-    resampler_head_dim: int(p, "perceiver_config", "resampler_head_dim", 96),
-    num_key_value_heads: int(p, "perceiver_config", "num_key_value_heads", 4),
+    text_hidden_act: act(t, "text_config", "hidden_act"),
+    rms_norm_eps: num(t, "text_config", "rms_norm_eps"),
+    hidden_act: act(p, "perceiver_config", "hidden_act", d.hidden_act),
+    resampler_n_latents: int(p, "perceiver_config", "resampler_n_latents", d.resampler_n_latents),
+    resampler_depth: int(p, "perceiver_config", "resampler_depth", d.resampler_depth),
+    resampler_n_heads: int(p, "perceiver_config", "resampler_n_heads", d.resampler_n_heads),
+    resampler_head_dim: int(p, "perceiver_config", "resampler_head_dim", d.resampler_head_dim),
+    num_key_value_heads: int(p, "perceiver_config", "num_key_value_heads", d.num_key_value_heads),
   };
   if (cfg.resampler_n_heads % cfg.num_key_value_heads !== 0) {
     throw new ConnectorConfigError(
       `perceiver_config.num_key_value_heads: ${cfg.num_key_value_heads} does not divide resampler_n_heads ${cfg.resampler_n_heads}`,
+    );
+  }
+  const dropout = p.attention_dropout ?? d.attention_dropout;
+  if (dropout !== 0) {
+    throw new ConnectorConfigError(
+      `perceiver_config.attention_dropout: only 0 is supported, got ${JSON.stringify(dropout)}`,
     );
   }
   return cfg;
@@ -141,7 +169,7 @@ export class PerceiverResampler extends Module {
     let h = this.latents.value.unsqueeze(0).expand([I, n, this.config.text_hidden_size]); // [I, n, D]
     for (const [i, layer] of this.layers.entries()) {
       const prev = h;
-      h = scoped(() => layer.forward(prev, context, keyMask));
+      h = tidy(() => layer.forward(prev, context, keyMask));
       prev.dispose();
       this.tap?.(`connector.perceiver.layer_${i}.output`, h);
     }
@@ -195,7 +223,7 @@ export class PerceiverConnector extends Module implements Connector {
         `perceiver connector: patchMask ${fmtShape(patchMask.shape)} must be [${patches.shape[0]}, ${patches.shape[1]}] for patches ${fmtShape(patches.shape)}`,
       );
     }
-    const projected = scoped(() => this.modality_projection.forward(patches)); // [I, P, text hidden]
+    const projected = tidy(() => this.modality_projection.forward(patches)); // [I, P, text hidden]
     this.tap?.("connector.modality_projection", projected);
     const out = this.perceiver_resampler.forward(projected, patchMask);
     projected.dispose();
