@@ -36,8 +36,15 @@ export {
 } from "./sources/webdataset.js";
 export { type DataStream, take } from "./stream.js";
 export type { DecodedRgbImage, DecodeRgbOptions } from "./transforms/decode-rgb.js";
-/** Module path of the built-in decode-to-RGB worker transform, for `mapInWorkers({ module })`. */
-export { decodeRgbModule } from "./transforms/module-paths.js";
+export {
+  type Idefics2ImagesOptions,
+  type ProcessedImage,
+  type ProcessedPack,
+  type ProcessedSample,
+  processSampleImages,
+} from "./transforms/idefics2-images.js";
+/** Module paths of the built-in worker transforms, for `mapInWorkers({ module })`. */
+export { decodeRgbModule, idefics2ImagesModule } from "./transforms/module-paths.js";
 export {
   type Address,
   type BadRecord,
@@ -57,6 +64,7 @@ export {
   type MapInWorkersOptions,
   mapInWorkers,
   type TaskResult,
+  type TransformContext,
   type TransformFn,
   WorkerMapStream,
   WorkerPool,

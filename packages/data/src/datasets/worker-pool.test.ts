@@ -31,6 +31,7 @@ interface Echoed {
   id: string;
   n: number;
   thread: number;
+  concurrent: number;
   data: Float32Array;
 }
 
@@ -61,6 +62,20 @@ describe("mapInWorkers", () => {
     expect(out.map((x) => x.n)).toEqual(input.map((x) => x.n * 10));
     expect(out[3].data).toEqual(new Float32Array([3, 0.5]));
     expect(new Set(out.map((x) => x.thread)).size).toBe(3);
+  });
+
+  it("holds at most `concurrency` tasks per worker, the rest waiting in order", async () => {
+    const input = items(16, (i) => ({ delay: 5 + ((i * 3) % 4) * 5 }));
+    const run = async (concurrency?: number) =>
+      drain(
+        mapInWorkers<Item, Echoed>(stream(input), { module: echo, workers: 2, prefetch: 8, concurrency }),
+      );
+    const limited = await run(1);
+    expect(limited.map((x) => x.id)).toEqual(input.map((x) => x.id));
+    expect(Math.max(...limited.map((x) => x.concurrent))).toBe(1);
+    expect(new Set(limited.map((x) => x.thread)).size).toBe(2);
+    // Without a limit, the 8 prefetched items are all sent at once: 4 per worker.
+    expect(Math.max(...(await run()).map((x) => x.concurrent))).toBeGreaterThan(1);
   });
 
   it("propagates a transform error naming the record, after the records before it", async () => {

@@ -10,11 +10,28 @@ import { DatasetError } from "./types.js";
 
 /**
  * A transform module's default export (or its `transform` export):
- * `(input, options, { id }) => output | Promise<output>`. It runs in a worker
+ * `(input, options, context) => output | Promise<output>`. It runs in a worker
  * thread, so it gets a structured-clone copy of `input`, and typed arrays in its
  * output are moved back without copying. Throw `SampleRejected` to drop a sample.
  */
-export type TransformFn<I, O> = (input: I, options: unknown, context: { id: string }) => O | Promise<O>;
+export type TransformFn<I, O> = (input: I, options: unknown, context: TransformContext) => O | Promise<O>;
+
+/** What a transform gets besides its input and options. */
+export interface TransformContext {
+  /** The record's id, for error messages. */
+  id: string;
+  /**
+   * An output the consumer gave back with `recycle()` (its arrays moved to this worker), or
+   * undefined. Writing into its memory spares the page faults of fresh multi-megabyte buffers.
+   */
+  recycled(): unknown;
+  /**
+   * Also move these buffers (or the buffers under these views) to the consumer. Buffers that
+   * output views cover whole move anyway; a view of part of a buffer (a recycled one, say) is
+   * copied unless its buffer is named here.
+   */
+  transfer(...buffers: (ArrayBuffer | ArrayBufferView)[]): void;
+}
 
 export type TaskResult<O> =
   | { ok: true; value: O }
@@ -28,6 +45,14 @@ export interface WorkerPoolOptions {
   options?: unknown;
   /** Worker threads (default: cores − 1, at least 1). */
   workers?: number;
+  /** Recycled outputs a worker keeps for its transform (default 2); more are dropped. */
+  maxRecycled?: number;
+  /**
+   * Tasks one worker holds at once (default: no limit, every prefetched item is sent at once).
+   * An async transform overlaps its tasks (sharp decodes on libuv's threads while the worker's
+   * own thread normalises), which helps until the threads outnumber the cores; the rest wait here.
+   */
+  concurrency?: number;
 }
 
 /** Transform failed on a record; names the record and the module, keeps the worker's error as `cause`. */
@@ -56,6 +81,7 @@ const load = (async () => {
   return fn;
 })();
 load.catch(() => {});
+const spares = [];
 function transferables(value, out, seen) {
   if (value === null || typeof value !== "object" || seen.has(value)) return out;
   seen.add(value);
@@ -69,13 +95,26 @@ function transferables(value, out, seen) {
   for (const k in value) transferables(value[k], out, seen);
   return out;
 }
-parentPort.on("message", async ({ seq, id, input }) => {
+parentPort.on("message", async (message) => {
+  if ("recycle" in message) {
+    if (spares.length < workerData.maxRecycled) spares.push(message.recycle);
+    return;
+  }
+  const { seq, id, input } = message;
   try {
     let fn;
     try { fn = await load; } catch (e) { throw new Error("cannot load transform module " + workerData.module + ": " + e.message); }
-    const value = await fn(input, workerData.options, { id });
+    const extra = [];
+    const context = {
+      id,
+      recycled: () => spares.shift(),
+      transfer: (...buffers) => { for (const b of buffers) extra.push(ArrayBuffer.isView(b) ? b.buffer : b); },
+    };
+    const value = await fn(input, workerData.options, context);
     const msg = { seq, ok: true, value };
-    try { parentPort.postMessage(msg, transferables(value, [], new Set())); }
+    const list = transferables(value, [], new Set());
+    for (const b of extra) if (b instanceof ArrayBuffer && !list.includes(b)) list.push(b); // shared memory is never moved
+    try { parentPort.postMessage(msg, list); }
     catch { parentPort.postMessage(msg); } // some buffers (external, pooled) cannot move: copy instead
   } catch (e) {
     if (e && typeof e.rejectReason === "string") parentPort.postMessage({ seq, ok: false, rejected: { reason: e.rejectReason, detail: String(e.message) } });
@@ -93,8 +132,11 @@ interface Slot {
 export class WorkerPool<I, O> {
   readonly module: string;
   private readonly slots: (Slot | null)[];
-  private readonly workerData: { module: string; tsx: string | null; options: unknown };
+  private readonly workerData: { module: string; tsx: string | null; options: unknown; maxRecycled: number };
   private seq = 0;
+  private recycleTurn = 0;
+  private readonly perWorker: number;
+  private readonly waiting: { input: I; id: string; resolve: (r: TaskResult<O>) => void }[] = [];
   private closed = false;
 
   constructor(options: WorkerPoolOptions) {
@@ -102,10 +144,12 @@ export class WorkerPool<I, O> {
     this.module = href;
     const count = Math.max(1, Math.floor(options.workers ?? Math.max(1, availableParallelism() - 1)));
     this.slots = new Array(count).fill(null);
+    this.perWorker = Math.max(1, Math.floor(options.concurrency ?? Number.POSITIVE_INFINITY));
     this.workerData = {
       module: href,
       tsx: /\.[cm]?ts$/.test(href) ? resolveTsx(href) : null,
       options: options.options,
+      maxRecycled: Math.max(0, Math.floor(options.maxRecycled ?? 2)),
     };
   }
 
@@ -116,18 +160,48 @@ export class WorkerPool<I, O> {
   run(input: I, id: string): Promise<TaskResult<O>> {
     if (this.closed)
       return Promise.resolve({ ok: false, error: { name: "Error", message: "the worker pool is closed" } });
-    // Least-loaded worker; ties go to the lowest index.
-    let best = 0;
-    for (let i = 1; i < this.slots.length; i++) {
-      if ((this.slots[i]?.pending.size ?? 0) < (this.slots[best]?.pending.size ?? 0)) best = i;
-    }
-    const slot = this.slots[best] ?? this.spawn(best);
-    const seq = this.seq++;
-    return new Promise((resolvePromise) => {
-      if (slot.pending.size === 0) slot.worker.ref();
-      slot.pending.set(seq, { id, resolve: resolvePromise as (r: TaskResult<unknown>) => void });
-      slot.worker.postMessage({ seq, id, input });
+    return new Promise((resolve) => {
+      this.waiting.push({ input, id, resolve });
+      this.dispatch();
     });
+  }
+
+  // Sends waiting tasks, in order, to the least-loaded worker (ties: lowest index) while one has room.
+  private dispatch(): void {
+    while (this.waiting.length > 0 && !this.closed) {
+      let best = 0;
+      for (let i = 1; i < this.slots.length; i++) {
+        if ((this.slots[i]?.pending.size ?? 0) < (this.slots[best]?.pending.size ?? 0)) best = i;
+      }
+      if ((this.slots[best]?.pending.size ?? 0) >= this.perWorker) return;
+      const slot = this.slots[best] ?? this.spawn(best);
+      const { input, id, resolve } = this.waiting.shift()!;
+      const seq = this.seq++;
+      if (slot.pending.size === 0) slot.worker.ref();
+      slot.pending.set(seq, { id, resolve: resolve as (r: TaskResult<unknown>) => void });
+      slot.worker.postMessage({ seq, id, input });
+    }
+  }
+
+  /**
+   * Gives a consumed output back to a worker, whose transform can write a later output into its
+   * memory (`context.recycled()`). The ArrayBuffers under its typed arrays move there (detached
+   * here); SharedArrayBuffers are shared, so the worker overwrites what this thread still sees.
+   * Either way, call it only when done with every array in `value`. Returns whether it went.
+   */
+  recycle(value: unknown): boolean {
+    if (this.closed || this.workerData.maxRecycled === 0) return false;
+    const live = this.slots.filter((s): s is Slot => s !== null);
+    if (live.length === 0) return false;
+    const slot = live[this.recycleTurn++ % live.length];
+    const buffers = new Set<ArrayBuffer>();
+    collectBuffers(value, buffers, new Set());
+    try {
+      slot.worker.postMessage({ recycle: value }, [...buffers]);
+      return true;
+    } catch {
+      return false; // a buffer that cannot move (shared, external): the memory is simply not reused
+    }
   }
 
   private spawn(index: number): Slot {
@@ -139,6 +213,7 @@ export class WorkerPool<I, O> {
       slot.pending.delete(seq);
       if (slot.pending.size === 0) worker.unref();
       p.resolve(r);
+      this.dispatch();
     };
     worker.on("message", (msg: { seq: number } & TaskResult<unknown>) => settle(msg.seq, msg));
     const fail = (message: string) => {
@@ -158,10 +233,27 @@ export class WorkerPool<I, O> {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const t of this.waiting.splice(0))
+      t.resolve({ ok: false, error: { name: "Error", message: "the worker pool is closed" } });
     const slots = this.slots.filter((s): s is Slot => s !== null);
     this.slots.fill(null);
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
+}
+
+// Every ArrayBuffer under a typed array in `value`, whole or not: the caller hands all of it over.
+function collectBuffers(value: unknown, out: Set<ArrayBuffer>, seen: Set<object>): void {
+  if (value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (ArrayBuffer.isView(value)) {
+    if (value.buffer instanceof ArrayBuffer) out.add(value.buffer);
+    return;
+  }
+  if (value instanceof ArrayBuffer) {
+    out.add(value);
+    return;
+  }
+  for (const v of Object.values(value)) collectBuffers(v, out, seen);
 }
 
 function toHref(module: string | URL): string {
@@ -327,6 +419,15 @@ export class WorkerMapStream<I, O> extends Stage<O> {
       });
       throw new WorkerTransformError(message, head.id, { cause });
     }
+  }
+
+  /**
+   * Hands a value this stream returned back to the workers for reuse of its memory (see
+   * {@link WorkerPool.recycle}); its arrays are detached here. Optional: without it, every
+   * output is fresh memory.
+   */
+  recycle(value: O): boolean {
+    return this.pool.recycle(value);
   }
 
   state(): StreamState {

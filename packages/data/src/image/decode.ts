@@ -53,22 +53,39 @@ export async function decodeImage(input: EncodedImage, options: DecodeImageOptio
   let decoded: { data: Buffer; info: OutputInfo };
   try {
     const inputOptions = { failOn: "error", autoOrient: true, ignoreIcc: true, pages: 1, page: 0 } as const;
-    // Reading the header decodes no pixels, so it can run unlimited and report the real size.
-    const meta = await sharp(bytes, { ...inputOptions, limitInputPixels: false }).metadata();
-    const format = meta.format as string | undefined;
-    if (!format || !(SUPPORTED_IMAGE_FORMATS as readonly string[]).includes(format)) {
-      throw new ImageDecodeError(
-        source,
-        `unsupported image format ${format ?? "(unknown)"}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(", ")}`,
-      );
+    const decode = () =>
+      sharp(bytes, { ...inputOptions, limitInputPixels: maxPixels })
+        .raw({ depth: "uchar" })
+        .toBuffer({ resolveWithObject: true });
+    // Bytes whose signature is a supported format go straight to decoding (sharp checks the pixel
+    // limit from the header first): a separate header read costs a libvips round trip per image.
+    // Anything else, and an image over the limit, gets its header read to say what is wrong.
+    let direct: { data: Buffer; info: OutputInfo } | null = null;
+    if (typeof bytes !== "string" && sniffFormat(bytes) !== null) {
+      try {
+        direct = await decode();
+      } catch (err) {
+        if (!/pixel limit/i.test(err instanceof Error ? err.message : String(err))) throw err;
+      }
     }
-    const w = meta.width ?? 0;
-    const h = meta.pageHeight ?? meta.height ?? 0;
-    if (w * h > maxPixels) throw new ImageTooLargeError(source, w, h, maxPixels);
-    // sharp enforces the limit again itself, from the same header, before decoding.
-    decoded = await sharp(bytes, { ...inputOptions, limitInputPixels: maxPixels })
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
+    if (direct) {
+      decoded = direct;
+    } else {
+      // Reading the header decodes no pixels, so it can run unlimited and report the real size.
+      const meta = await sharp(bytes, { ...inputOptions, limitInputPixels: false }).metadata();
+      const format = meta.format as string | undefined;
+      if (!format || !(SUPPORTED_IMAGE_FORMATS as readonly string[]).includes(format)) {
+        throw new ImageDecodeError(
+          source,
+          `unsupported image format ${format ?? "(unknown)"}; expected one of ${SUPPORTED_IMAGE_FORMATS.join(", ")}`,
+        );
+      }
+      const w = meta.width ?? 0;
+      const h = meta.pageHeight ?? meta.height ?? 0;
+      if (w * h > maxPixels) throw new ImageTooLargeError(source, w, h, maxPixels);
+      // sharp enforces the limit again itself, from the same header, before decoding.
+      decoded = await decode();
+    }
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
     const message = err instanceof Error ? err.message : String(err);
@@ -85,6 +102,19 @@ export async function decodeImage(input: EncodedImage, options: DecodeImageOptio
   const { width, height, channels } = decoded.info;
   if (width * height > maxPixels) throw new ImageTooLargeError(source, width, height, maxPixels);
   return toRgb(decoded.data, width, height, channels, options.alpha ?? "drop", source);
+}
+
+/** The supported format a file's signature names, or null (other formats, garbage, too short). */
+export function sniffFormat(b: Uint8Array): (typeof SUPPORTED_IMAGE_FORMATS)[number] | null {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg";
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) {
+    if (b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a) return "png";
+  }
+  const ascii = (from: number, text: string) =>
+    b.length >= from + text.length && [...text].every((ch, i) => b[from + i] === ch.charCodeAt(0));
+  if (ascii(0, "GIF87a") || ascii(0, "GIF89a")) return "gif";
+  if (ascii(0, "RIFF") && ascii(8, "WEBP")) return "webp";
+  return null;
 }
 
 /** Converts 1–4 channel uint8 pixels to RGB, handling alpha as `alpha` says (3 channels: shares `src`). */

@@ -150,6 +150,53 @@ describe("preprocessImages", () => {
     expect(small.pixelValues).toEqual(fresh.pixelValues);
   });
 
+  it("normalises every pixel through the table whatever the alignment of the source bytes", () => {
+    // The fused pass reads whole uint32 words once a row reaches an aligned pixel; images whose
+    // data starts 0–3 bytes into its buffer, odd widths and split crops at odd offsets cover
+    // the head, word and tail paths. Checked against the plain per-pixel definition.
+    const lut = normalizationTable(IDEFICS2_IMAGE_PROCESSOR_DEFAULTS);
+    const cfg = { ...IDEFICS2_IMAGE_PROCESSOR_DEFAULTS, size: { shortest_edge: 8, longest_edge: 64 } };
+    for (const shift of [0, 1, 2, 3]) {
+      for (const [w, h] of [
+        [37, 23],
+        [64, 40],
+        [5, 9],
+        [1, 3],
+      ]) {
+        const n = w * h * 3;
+        const data = new Uint8Array(new ArrayBuffer(n + shift), shift, n).map(
+          (_, i) => (i * 2654435761 + shift) >>> 24,
+        );
+        for (const split of [false, true]) {
+          if (split && (w < 2 || h < 2)) continue;
+          const out = preprocessImages([[{ width: w, height: h, data }]], cfg, {
+            doImageSplitting: split,
+            keepResized: true,
+          });
+          const [, , , H, W] = out.shape;
+          out.resized![0].forEach((img, k) => {
+            for (let c = 0; c < 3; c++) {
+              for (let y = 0; y < H; y++) {
+                for (let x = 0; x < W; x++) {
+                  const got = out.pixelValues[((k * 3 + c) * H + y) * W + x];
+                  const want =
+                    y < img.height && x < img.width
+                      ? lut[c * 256 + img.data[(y * img.width + x) * 3 + c]]
+                      : 0;
+                  if (got !== want) {
+                    expect(got, `shift ${shift} ${w}×${h} split ${split} image ${k} c${c} (${x}, ${y})`).toBe(
+                      want,
+                    );
+                  }
+                }
+              }
+            }
+          });
+        }
+      }
+    }
+  });
+
   it("requires one size when do_pad is false", () => {
     const cfg = { ...tinyConfig, do_pad: false };
     expect(preprocessImages([[solid(56, 56)], [solid(56, 56)]], cfg).shape).toEqual([2, 1, 3, 56, 56]);

@@ -50,6 +50,12 @@ export interface PreprocessOptions {
   /** Stage timings are added here. */
   times?: StageTimes;
   /**
+   * Allocate new arrays on a `SharedArrayBuffer`: posting them to another thread then shares the
+   * memory instead of moving it (a moved multi-megabyte buffer costs both threads garbage
+   * collections under V8's external-memory pressure).
+   */
+  shared?: boolean;
+  /**
    * Memory to write into instead of allocating: a consumed earlier batch, or bare arrays. Each
    * array is used when large enough; the result's arrays are then views of it. Fresh
    * multi-megabyte buffers cost more in page faults than the normalisation itself. Padding must
@@ -199,10 +205,13 @@ export function preprocessImages(
   const given = options.buffers;
   const reuseValues = given?.pixelValues !== undefined && given.pixelValues.length >= nValues;
   const reuseMask = given?.pixelAttentionMask !== undefined && given.pixelAttentionMask.length >= nMask;
-  const pixelValues = reuseValues ? given!.pixelValues!.subarray(0, nValues) : new Float32Array(nValues);
+  const memory = (bytes: number) => (options.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  const pixelValues = reuseValues
+    ? given!.pixelValues!.subarray(0, nValues)
+    : new Float32Array(memory(nValues * 4));
   const pixelAttentionMask = reuseMask
     ? given!.pixelAttentionMask!.subarray(0, nMask)
-    : new Uint8Array(nMask);
+    : new Uint8Array(memory(nMask));
   // What each slot of reused memory may hold outside the new image: nothing (fresh memory), an
   // earlier batch's image of known size (same slot geometry), or anything (clear the whole slot).
   const prevShape = given?.shape;
@@ -216,6 +225,18 @@ export function preprocessImages(
     return [height, width];
   };
   const lut = normalizationTable(config);
+  // A split image that needs no resizing is written once, as the whole image (its last piece);
+  // its crops are then row copies of that slot, the same table values at memcpy speed.
+  const whole = new Map<RgbImage, number>();
+  for (let s = 0; s < batch; s++) {
+    for (let i = 0; i < maxImages; i++) {
+      const piece = pieces[s][i];
+      if (!piece || !isWholeImage(piece) || whole.has(piece.image)) continue;
+      const offset = (s * maxImages + i) * 3 * plane;
+      writeNormalized(piece, lut, pixelValues, offset, width, plane);
+      whole.set(piece.image, offset);
+    }
+  }
   const imageSizes: [number, number][] = [];
   for (let s = 0; s < batch; s++) {
     for (let i = 0; i < maxImages; i++) {
@@ -225,7 +246,12 @@ export function preprocessImages(
       const w = piece ? piece.region.width : 0;
       imageSizes.push([h, w]);
       const [vh, vw] = stale(slot, reuseValues);
-      if (piece) writeNormalized(piece, lut, pixelValues, slot * 3 * plane, width, plane);
+      if (piece) {
+        const from = whole.get(piece.image);
+        const offset = slot * 3 * plane;
+        if (from === undefined) writeNormalized(piece, lut, pixelValues, offset, width, plane);
+        else if (from !== offset) copyRegion(pixelValues, from, offset, piece.region, width, plane);
+      }
       for (let c = 0; c < 3; c++) clearOutside(pixelValues, (slot * 3 + c) * plane, width, h, w, vh, vw);
       const [mh, mw] = stale(slot, reuseMask);
       const m = slot * plane;
@@ -253,8 +279,13 @@ export function preprocessImages(
   return out;
 }
 
-// HWC uint8 → CHW float32 at the top-left of a [3, H, W] slot. All three planes in one pass over
-// the source measured faster than one pass per channel.
+// The platform's byte order: the word loop below reads pixels as little-endian uint32s.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+// HWC uint8 → CHW float32 at the top-left of a [3, H, W] slot, one pass over the source writing
+// all three planes. Four pixels are 12 bytes = 3 aligned uint32 words, so the loop reads words and
+// shifts bytes out of them: a quarter of the loads, ~40% faster than reading byte by byte. Each
+// value is a table entry copied as is, so the result is the same either way.
 function writeNormalized(
   piece: Piece,
   lut: Float32Array,
@@ -265,15 +296,68 @@ function writeNormalized(
 ): void {
   const { width, height, x: x0, y: y0 } = piece.region;
   const { data, width: srcWidth } = piece.image;
+  const base = data.byteOffset;
+  const words = LITTLE_ENDIAN ? new Uint32Array(data.buffer, 0, data.buffer.byteLength >>> 2) : null;
   for (let y = 0; y < height; y++) {
     let p = ((y0 + y) * srcWidth + x0) * 3;
     const r = offset + y * rowStride;
     const g = r + plane;
     const b = g + plane;
-    for (let x = 0; x < width; x++, p += 3) {
+    let x = 0;
+    if (words !== null) {
+      // Byte by byte up to an aligned pixel (3 is invertible mod 4: at most 3 pixels).
+      for (; x < width && ((base + p) & 3) !== 0; x++, p += 3) {
+        dst[r + x] = lut[data[p]];
+        dst[g + x] = lut[256 + data[p + 1]];
+        dst[b + x] = lut[512 + data[p + 2]];
+      }
+      // w0 = r0 g0 b0 r1, w1 = g1 b1 r2 g2, w2 = b2 r3 g3 b3 (lowest byte first).
+      let q = (base + p) >>> 2;
+      for (; x + 4 <= width; x += 4, q += 3, p += 12) {
+        const w0 = words[q];
+        const w1 = words[q + 1];
+        const w2 = words[q + 2];
+        dst[r + x] = lut[w0 & 255];
+        dst[g + x] = lut[256 + ((w0 >>> 8) & 255)];
+        dst[b + x] = lut[512 + ((w0 >>> 16) & 255)];
+        dst[r + x + 1] = lut[w0 >>> 24];
+        dst[g + x + 1] = lut[256 + (w1 & 255)];
+        dst[b + x + 1] = lut[512 + ((w1 >>> 8) & 255)];
+        dst[r + x + 2] = lut[(w1 >>> 16) & 255];
+        dst[g + x + 2] = lut[256 + (w1 >>> 24)];
+        dst[b + x + 2] = lut[512 + (w2 & 255)];
+        dst[r + x + 3] = lut[(w2 >>> 8) & 255];
+        dst[g + x + 3] = lut[256 + ((w2 >>> 16) & 255)];
+        dst[b + x + 3] = lut[512 + (w2 >>> 24)];
+      }
+    }
+    for (; x < width; x++, p += 3) {
       dst[r + x] = lut[data[p]];
       dst[g + x] = lut[256 + data[p + 1]];
       dst[b + x] = lut[512 + data[p + 2]];
+    }
+  }
+}
+
+function isWholeImage({ image, region }: Piece): boolean {
+  return region.x === 0 && region.y === 0 && region.width === image.width && region.height === image.height;
+}
+
+// Copies `region` of the whole image normalised at `from` to the top-left of the slot at `to`
+// (same row stride and plane size: both are slots of one batch).
+function copyRegion(
+  dst: Float32Array,
+  from: number,
+  to: number,
+  region: Region,
+  rowStride: number,
+  plane: number,
+): void {
+  const { x, y, width, height } = region;
+  for (let c = 0; c < 3; c++) {
+    for (let r = 0; r < height; r++) {
+      const src = from + c * plane + (y + r) * rowStride + x;
+      dst.copyWithin(to + c * plane + r * rowStride, src, src + width);
     }
   }
 }
