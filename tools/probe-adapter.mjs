@@ -1,7 +1,8 @@
 // Exit 0 when Dawn finds a WebGPU adapter, 1 otherwise. Used by tools/setup.sh to decide
 // whether the software Vulkan driver (Mesa lavapipe) must be installed.
-import { createRequire } from "node:module";
+
 import { mkdtempSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 

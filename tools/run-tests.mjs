@@ -9,7 +9,12 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 let pending = "";
-const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
+const ESC = String.fromCharCode(27);
+const strip = (s) =>
+  s
+    .split(ESC)
+    .map((part, i) => (i === 0 ? part : part.replace(/^\[[0-9;]*m/, "")))
+    .join("");
 function scan(chunk) {
   pending += chunk;
   const lines = pending.split("\n");

@@ -1,6 +1,6 @@
-export { Module, Parameter } from "./module.js";
-export { loadWeights, WeightLoadError } from "./load.js";
-export type { LoadOptions, LoadReport } from "./load.js";
-export { Linear, Embedding, LayerNorm, RMSNorm, GatedMlp, Mlp, activate } from "./layers.js";
 export type { Activation } from "./layers.js";
+export { activate, Embedding, GatedMlp, LayerNorm, Linear, Mlp, RMSNorm } from "./layers.js";
+export type { LoadOptions, LoadReport } from "./load.js";
+export { loadWeights, WeightLoadError } from "./load.js";
+export { Module, Parameter } from "./module.js";
 export * from "./optim/index.js";

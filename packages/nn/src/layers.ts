@@ -1,4 +1,4 @@
-import { type IndexInput, type Tensor, embedding, layerNorm, matmul, rmsNorm } from "@webvlm/tensor";
+import { embedding, type IndexInput, layerNorm, matmul, rmsNorm, type Tensor } from "@webvlm/tensor";
 import { Module, Parameter } from "./module.js";
 
 /** y = x Wᵀ + b with W stored [out, in] as in PyTorch checkpoints (read transposed, never copied). */

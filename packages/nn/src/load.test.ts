@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { getDevice } from "@webvlm/tensor";
 import { beforeAll, describe, expect, it } from "vitest";
-import { WeightLoadError, loadWeights } from "./load.js";
+import { loadWeights, WeightLoadError } from "./load.js";
 import { Module, Parameter } from "./module.js";
 
 const MODEL = fileURLToPath(new URL("../../../fixtures/idefics2-tiny/model.safetensors", import.meta.url));

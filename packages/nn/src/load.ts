@@ -1,11 +1,11 @@
 import {
   type DType,
-  type SafetensorsCheckpoint,
-  Tensor,
+  f32ArrayToF16,
   fmtShape,
   openSafetensors,
+  type SafetensorsCheckpoint,
+  Tensor,
   toFloat32,
-  f32ArrayToF16,
 } from "@webvlm/tensor";
 import type { Module, Parameter } from "./module.js";
 
@@ -39,7 +39,9 @@ export interface LoadReport {
 }
 
 function list(names: string[], max = 8): string {
-  return names.length <= max ? names.join(", ") : `${names.slice(0, max).join(", ")}, … (${names.length - max} more)`;
+  return names.length <= max
+    ? names.join(", ")
+    : `${names.slice(0, max).join(", ")}, … (${names.length - max} more)`;
 }
 
 /**
@@ -90,7 +92,10 @@ export async function loadWeights(
       if (!names.has(key)) continue;
       const entry = await ckpt.read(key);
       const f32 = toFloat32(entry);
-      const t = dtype === "f16" ? Tensor.from(f32ArrayToF16(f32), p.shape, { dtype: "f16" }) : Tensor.from(f32, p.shape, { dtype: "f32" });
+      const t =
+        dtype === "f16"
+          ? Tensor.from(f32ArrayToF16(f32), p.shape, { dtype: "f16" })
+          : Tensor.from(f32, p.shape, { dtype: "f32" });
       p.set(t);
       loaded++;
       bytes += t.byteLength;

@@ -1,4 +1,4 @@
-import { type DType, Tensor, fmtShape } from "@webvlm/tensor";
+import { type DType, fmtShape, type Tensor } from "@webvlm/tensor";
 
 /**
  * A learnable tensor slot. Shape and dtype are known at construction; the device tensor comes
@@ -20,7 +20,8 @@ export class Parameter {
 
   /** The device tensor; throws naming the shape if nothing was loaded. */
   get value(): Tensor {
-    if (!this._value) throw new Error(`parameter ${fmtShape(this.shape)} has no value: load weights or initialise first`);
+    if (!this._value)
+      throw new Error(`parameter ${fmtShape(this.shape)} has no value: load weights or initialise first`);
     return this._value;
   }
 

@@ -1,8 +1,9 @@
 // `pnpm --filter @webvlm/tensor bench`: our kernels next to onnxruntime-node (CPU) and
 // tfjs-backend-webgpu (same Dawn adapter), measured in the same run, plus the CPU's f32 FMA peak.
 // Writes bench/results.json: [{op, shape, dtype, impl, median_ms, gflops_or_gbs}].
-import { cpus } from "node:os";
+
 import { readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import * as T from "../src/index.js";
@@ -30,7 +31,11 @@ function median(xs: number[]): number {
 }
 
 /** Runs `fn` until `minMs` has passed (and at least `minReps` times) after one warm-up. */
-async function time(fn: () => Promise<void>, minReps = QUICK ? 2 : 3, minMs = QUICK ? 300 : 1500): Promise<number> {
+async function time(
+  fn: () => Promise<void>,
+  minReps = QUICK ? 2 : 3,
+  minMs = QUICK ? 300 : 1500,
+): Promise<number> {
   await fn();
   const times: number[] = [];
   const start = performance.now();
@@ -92,7 +97,11 @@ async function tfjs(device: T.Device): Promise<Tf | null> {
 
 /** Waits for tfjs' queued GPU work without reading data back. */
 async function tfSync(core: Tf): Promise<void> {
-  const backend = core.backend() as unknown as { endComputePassEncoder: () => void; submitQueue: () => void; device: GPUDevice };
+  const backend = core.backend() as unknown as {
+    endComputePassEncoder: () => void;
+    submitQueue: () => void;
+    device: GPUDevice;
+  };
   backend.endComputePassEncoder();
   backend.submitQueue();
   await backend.device.queue.onSubmittedWorkDone();
@@ -123,7 +132,17 @@ async function benchMatmul(device: T.Device, M: number, K: number, N: number): P
       await device.sync();
       c.dispose();
     });
-    add({ op: "matmul", shape, dtype: dtype === "f16" ? "f16/f32acc" : "f32", impl: "webvlm", median_ms: ms, unit: "GFLOP/s" }, flops);
+    add(
+      {
+        op: "matmul",
+        shape,
+        dtype: dtype === "f16" ? "f16/f32acc" : "f32",
+        impl: "webvlm",
+        median_ms: ms,
+        unit: "GFLOP/s",
+      },
+      flops,
+    );
     ta.dispose();
     tb.dispose();
   }
@@ -166,7 +185,9 @@ async function benchAttention(device: T.Device, B: number, H: number, Tn: number
   const q = rng.normal(n);
   const k = rng.normal(n);
   const v = rng.normal(n);
-  const attention = ours.attention as ((q: T.Tensor, k: T.Tensor, v: T.Tensor, o?: unknown) => T.Tensor | { output: T.Tensor }) | undefined;
+  const attention = ours.attention as
+    | ((q: T.Tensor, k: T.Tensor, v: T.Tensor, o?: unknown) => T.Tensor | { output: T.Tensor })
+    | undefined;
   if (attention) {
     const tq = T.Tensor.from(q, [B, H, Tn, D]);
     const tk = T.Tensor.from(k, [B, H, Tn, D]);
@@ -184,7 +205,9 @@ async function benchAttention(device: T.Device, B: number, H: number, Tn: number
     const tk = core.tensor4d(k, [B, H, Tn, D]);
     const tv = core.tensor4d(v, [B, H, Tn, D]);
     const ms = await time(async () => {
-      const o = core.tidy(() => core.matMul(core.softmax(core.mul(core.matMul(tq, tk, false, true), 1 / Math.sqrt(D))), tv));
+      const o = core.tidy(() =>
+        core.matMul(core.softmax(core.mul(core.matMul(tq, tk, false, true), 1 / Math.sqrt(D))), tv),
+      );
       await tfSync(core);
       o.dispose();
     });
@@ -210,7 +233,8 @@ async function benchAttention(device: T.Device, B: number, H: number, Tn: number
   );
   const kt = new Float32Array(n);
   for (let bh = 0; bh < B * H; bh++)
-    for (let t = 0; t < Tn; t++) for (let d = 0; d < D; d++) kt[bh * Tn * D + d * Tn + t] = k[bh * Tn * D + t * D + d]!;
+    for (let t = 0; t < Tn; t++)
+      for (let d = 0; d < D; d++) kt[bh * Tn * D + d * Tn + t] = k[bh * Tn * D + t * D + d]!;
   const feeds = {
     q: new ort.Tensor("float32", q, [B, H, Tn, D]),
     kt: new ort.Tensor("float32", kt, [B, H, D, Tn]),
@@ -220,7 +244,10 @@ async function benchAttention(device: T.Device, B: number, H: number, Tn: number
   const ms = await time(async () => {
     await session.run(feeds);
   });
-  add({ op: "attention", shape, dtype: "f32", impl: "onnxruntime-cpu", median_ms: ms, unit: "GFLOP/s" }, flops);
+  add(
+    { op: "attention", shape, dtype: "f32", impl: "onnxruntime-cpu", median_ms: ms, unit: "GFLOP/s" },
+    flops,
+  );
   await session.release();
 }
 
@@ -237,7 +264,11 @@ async function benchRowOp(device: T.Device, op: "softmax" | "rmsnorm", R: number
     const tx = T.Tensor.from(x, [R, C]);
     const tw = T.Tensor.from(w, [C]);
     const ms = await time(async () => {
-      const y = T.noGrad(() => (op === "softmax" ? (oursFn as (x: T.Tensor, a: number) => T.Tensor)(tx, -1) : (oursFn as (x: T.Tensor, w: T.Tensor, e: number) => T.Tensor)(tx, tw, 1e-5)));
+      const y = T.noGrad(() =>
+        op === "softmax"
+          ? (oursFn as (x: T.Tensor, a: number) => T.Tensor)(tx, -1)
+          : (oursFn as (x: T.Tensor, w: T.Tensor, e: number) => T.Tensor)(tx, tw, 1e-5),
+      );
       await device.sync();
       y.dispose();
     });
@@ -250,7 +281,9 @@ async function benchRowOp(device: T.Device, op: "softmax" | "rmsnorm", R: number
     const tw = core.tensor1d(w);
     const ms = await time(async () => {
       const y = core.tidy(() =>
-        op === "softmax" ? core.softmax(tx) : core.mul(core.mul(tx, core.rsqrt(core.add(core.mean(core.square(tx), -1, true), 1e-5))), tw),
+        op === "softmax"
+          ? core.softmax(tx)
+          : core.mul(core.mul(tx, core.rsqrt(core.add(core.mean(core.square(tx), -1, true), 1e-5))), tw),
       );
       await tfSync(core);
       y.dispose();
@@ -260,9 +293,23 @@ async function benchRowOp(device: T.Device, op: "softmax" | "rmsnorm", R: number
   }
   const model =
     op === "softmax"
-      ? onnxModel([{ op: "Softmax", inputs: ["x"], outputs: ["y"], attrs: [{ name: "axis", i: 1 }] }], [{ name: "x", elemType: 1, shape: [R, C] }], [{ name: "y", elemType: 1, shape: [R, C] }])
+      ? onnxModel(
+          [{ op: "Softmax", inputs: ["x"], outputs: ["y"], attrs: [{ name: "axis", i: 1 }] }],
+          [{ name: "x", elemType: 1, shape: [R, C] }],
+          [{ name: "y", elemType: 1, shape: [R, C] }],
+        )
       : onnxModel(
-          [{ op: "SimplifiedLayerNormalization", inputs: ["x", "w"], outputs: ["y"], attrs: [{ name: "epsilon", f: 1e-5 }, { name: "axis", i: -1 }] }],
+          [
+            {
+              op: "SimplifiedLayerNormalization",
+              inputs: ["x", "w"],
+              outputs: ["y"],
+              attrs: [
+                { name: "epsilon", f: 1e-5 },
+                { name: "axis", i: -1 },
+              ],
+            },
+          ],
           [
             { name: "x", elemType: 1, shape: [R, C] },
             { name: "w", elemType: 1, shape: [C] },
@@ -286,15 +333,33 @@ async function benchRowOp(device: T.Device, op: "softmax" | "rmsnorm", R: number
 async function main(): Promise<void> {
   const device = await T.getDevice();
   const { peak, how } = cpuPeakGflops();
-  console.log(`adapter: ${device.info.vendor} ${device.info.architecture} ${device.info.description} (software: ${device.info.isSoftware})`);
+  console.log(
+    `adapter: ${device.info.vendor} ${device.info.architecture} ${device.info.description} (software: ${device.info.isSoftware})`,
+  );
   console.log(`CPU f32 FMA peak ≈ ${peak.toFixed(0)} GFLOP/s (${how})`);
-  rows.push({ op: "peak", shape: "-", dtype: "f32", impl: "cpu-fma-theoretical", median_ms: 0, gflops_or_gbs: peak, unit: "GFLOP/s" });
+  rows.push({
+    op: "peak",
+    shape: "-",
+    dtype: "f32",
+    impl: "cpu-fma-theoretical",
+    median_ms: 0,
+    gflops_or_gbs: peak,
+    unit: "GFLOP/s",
+  });
   const want = (name: string) => !ONLY || ONLY.split(",").includes(name);
   if (!have("matmul")) console.log("webvlm matmul: not built yet");
   if (want("matmul")) {
     const shapes: [number, number, number][] = QUICK
-      ? [[256, 256, 256], [1024, 1024, 1024]]
-      : [[256, 256, 256], [1024, 1024, 1024], [2048, 2048, 2048], [512, 768, 3072]];
+      ? [
+          [256, 256, 256],
+          [1024, 1024, 1024],
+        ]
+      : [
+          [256, 256, 256],
+          [1024, 1024, 1024],
+          [2048, 2048, 2048],
+          [512, 768, 3072],
+        ];
     for (const [M, K, N] of shapes) await benchMatmul(device, M, K, N);
   }
   if (want("attention")) await benchAttention(device, 1, 8, QUICK ? 256 : 1024, 64);

@@ -1,4 +1,4 @@
-import { DisposedError, ShapeError, fmtShape } from "./errors.js";
+import { DisposedError, fmtShape, ShapeError } from "./errors.js";
 import { tidy, trackNode } from "./scope.js";
 import type { Tensor } from "./tensor.js";
 
@@ -19,7 +19,10 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
-export type BackwardFn = (gradOutput: Tensor, saved: readonly Tensor[]) => readonly (Tensor | null | undefined)[];
+export type BackwardFn = (
+  gradOutput: Tensor,
+  saved: readonly Tensor[],
+) => readonly (Tensor | null | undefined)[];
 
 /** One recorded op: how to turn the gradient of its output into gradients of its inputs. */
 export class GradNode {
@@ -48,7 +51,10 @@ export class GradNode {
   }
 
   runBackward(gradOutput: Tensor): readonly (Tensor | null | undefined)[] {
-    if (!this.saved) throw new DisposedError(`backward through '${this.op}' after its graph was released (call backward once, or pass retainGraph)`);
+    if (!this.saved)
+      throw new DisposedError(
+        `backward through '${this.op}' after its graph was released (call backward once, or pass retainGraph)`,
+      );
     return this.backwardFn(gradOutput, this.saved);
   }
 

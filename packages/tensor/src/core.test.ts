@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { DisposedError, ShapeError, Tensor, getDevice, noGrad, tidy } from "./index.js";
-import { Rng, assertClose, checkGradients } from "./testing.js";
 import type { Device } from "./device.js";
+import { DisposedError, getDevice, noGrad, ShapeError, Tensor, tidy } from "./index.js";
+import { assertClose, checkGradients, Rng } from "./testing.js";
 
 let device: Device;
 const STEPS = Number(process.env.MEM_STEPS ?? 10_000);
@@ -18,7 +18,12 @@ describe("device", () => {
 
   it("surfaces WGSL validation errors naming the op", async () => {
     const t = Tensor.from([1, 2], [2]);
-    device.dispatch({ op: "broken_op", code: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }", buffers: [], workgroups: [1] });
+    device.dispatch({
+      op: "broken_op",
+      code: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+      buffers: [],
+      workgroups: [1],
+    });
     await expect(device.sync()).rejects.toThrow("broken_op");
     t.dispose();
   });
@@ -39,7 +44,10 @@ describe("tensor", () => {
   });
 
   it("reshapes views without copying and copies when strides cannot express it", async () => {
-    const x = Tensor.from(Float32Array.from({ length: 24 }, (_, i) => i), [2, 3, 4]);
+    const x = Tensor.from(
+      Float32Array.from({ length: 24 }, (_, i) => i),
+      [2, 3, 4],
+    );
     const r = x.reshape([6, -1]);
     expect(r.shape).toEqual([6, 4]);
     expect(r.storage).toBe(x.storage);
@@ -47,7 +55,8 @@ describe("tensor", () => {
     const flat = t.reshape([24]);
     expect(flat.storage).not.toBe(x.storage);
     const want: number[] = [];
-    for (let a = 0; a < 2; a++) for (let c = 0; c < 4; c++) for (let b = 0; b < 3; b++) want.push(a * 12 + b * 4 + c);
+    for (let a = 0; a < 2; a++)
+      for (let c = 0; c < 4; c++) for (let b = 0; b < 3; b++) want.push(a * 12 + b * 4 + c);
     expect(Array.from(await flat.data())).toEqual(want);
     expect(() => x.reshape([5, 5])).toThrow(ShapeError);
     // A view whose dims split one contiguous run stays a view.
@@ -75,7 +84,8 @@ describe("autograd", () => {
       reference: ([a, b]) => {
         const out = new Float64Array(4);
         let k = 0;
-        for (let i = 1; i < 3; i++) for (let j = 0; j < 2; j++) out[k++] = 3 * Math.tanh(a![j * 3 + i]! * b![i]!);
+        for (let i = 1; i < 3; i++)
+          for (let j = 0; j < 2; j++) out[k++] = 3 * Math.tanh(a![j * 3 + i]! * b![i]!);
         return out;
       },
     });
@@ -113,7 +123,12 @@ describe("memory", () => {
     const x = Tensor.from(new Rng(6).uniform(32), [4, 8]).keep();
     const step = () =>
       tidy(() => {
-        const y = x.mul(w.narrow(0, 0, 4)).silu().sum(1).square().sum();
+        const y = x
+          .mul(w.narrow(0, 0, 4))
+          .silu()
+          .sum(1)
+          .square()
+          .sum();
         y.backward();
         const g = w.grad!;
         w.grad = null;
@@ -156,7 +171,13 @@ describe("backward outside tidy", () => {
     w.requiresGrad = true;
     const x = Tensor.from(new Rng(9).uniform(32), [4, 8]).keep();
     const step = () => {
-      const l = tidy(() => matmul(x, w).silu().add(Tensor.from(new Rng(1).uniform(8), [8])).tanh().sum());
+      const l = tidy(() =>
+        matmul(x, w)
+          .silu()
+          .add(Tensor.from(new Rng(1).uniform(8), [8]))
+          .tanh()
+          .sum(),
+      );
       l.backward();
       l.dispose();
       w.grad!.dispose();

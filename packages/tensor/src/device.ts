@@ -230,7 +230,10 @@ export class Device {
     const aligned = Math.ceil(byteLength / 4) * 4;
     const start = byteOffset - (byteOffset % 4);
     const span = Math.ceil((byteOffset + aligned - start) / 4) * 4;
-    const staging = this.gpu.createBuffer({ size: Math.max(span, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.gpu.createBuffer({
+      size: Math.max(span, 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const encoder = this.takeEncoder();
     if (span > 0) encoder.copyBufferToBuffer(buffer, start, staging, 0, span);
     this.submit(encoder);
@@ -258,7 +261,11 @@ export class Device {
     if (!pipeline) {
       if (process.env.DUMP_WGSL) console.error(`// ---- ${op} ----\n${code}`);
       const module = this.gpu.createShaderModule({ label: op, code });
-      pipeline = this.gpu.createComputePipeline({ label: op, layout: "auto", compute: { module, entryPoint } });
+      pipeline = this.gpu.createComputePipeline({
+        label: op,
+        layout: "auto",
+        compute: { module, entryPoint },
+      });
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
@@ -272,7 +279,9 @@ export class Device {
     if (x === 0 || y === 0 || z === 0) return;
     const maxDim = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) {
-      throw new GpuError(`${spec.op}: dispatch [${x}, ${y}, ${z}] exceeds maxComputeWorkgroupsPerDimension ${maxDim}`);
+      throw new GpuError(
+        `${spec.op}: dispatch [${x}, ${y}, ${z}] exceeds maxComputeWorkgroupsPerDimension ${maxDim}`,
+      );
     }
     if (this.dispatchesInBatch >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
     const pipeline = this.pipeline(spec.op, spec.code, spec.entryPoint);
@@ -289,14 +298,25 @@ export class Device {
       return { binding, resource: { buffer: b.buffer, offset, size } };
     });
     if (spec.uniforms) {
-      const u = spec.uniforms instanceof ArrayBuffer ? new Uint8Array(spec.uniforms) : new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
-      if (u.byteLength > UNIFORM_SLOT) throw new GpuError(`${spec.op}: uniform block of ${u.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
+      const u =
+        spec.uniforms instanceof ArrayBuffer
+          ? new Uint8Array(spec.uniforms)
+          : new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
+      if (u.byteLength > UNIFORM_SLOT)
+        throw new GpuError(`${spec.op}: uniform block of ${u.byteLength} bytes exceeds ${UNIFORM_SLOT}`);
       const slot = this.dispatchesInBatch * UNIFORM_SLOT;
       this.uniformStaging.fill(0, slot, slot + UNIFORM_SLOT);
       this.uniformStaging.set(u, slot);
-      entries.push({ binding: spec.buffers.length, resource: { buffer: this.uniformBuffer, offset: slot, size: UNIFORM_SLOT } });
+      entries.push({
+        binding: spec.buffers.length,
+        resource: { buffer: this.uniformBuffer, offset: slot, size: UNIFORM_SLOT },
+      });
     }
-    const bindGroup = this.gpu.createBindGroup({ label: spec.op, layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.gpu.createBindGroup({
+      label: spec.op,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
     if (!this.pass) {
       this.encoder ??= this.gpu.createCommandEncoder();
       this.pass = this.encoder.beginComputePass();
@@ -333,7 +353,13 @@ export class Device {
   private submit(encoder: GPUCommandEncoder): void {
     if (this.dispatchesInBatch > 0) {
       // Queue order puts this write after earlier submissions and before this one's dispatches.
-      this.gpu.queue.writeBuffer(this.uniformBuffer, 0, this.uniformStaging, 0, this.dispatchesInBatch * UNIFORM_SLOT);
+      this.gpu.queue.writeBuffer(
+        this.uniformBuffer,
+        0,
+        this.uniformStaging,
+        0,
+        this.dispatchesInBatch * UNIFORM_SLOT,
+      );
     }
     this.gpu.queue.submit([encoder.finish()]);
     this.dispatchesInBatch = 0;
@@ -367,7 +393,10 @@ export async function requestDevice(options: DeviceOptions = {}): Promise<Device
   const dawnOptions = [...(options.dawnOptions ?? [])];
   if (backend) dawnOptions.push(`backend=${backend}`);
   const gpu = gpuInstance(dawnOptions);
-  const powerPreference = options.powerPreference ?? (process.env.WEBVLM_POWER as GPUPowerPreference | undefined) ?? "high-performance";
+  const powerPreference =
+    options.powerPreference ??
+    (process.env.WEBVLM_POWER as GPUPowerPreference | undefined) ??
+    "high-performance";
   const adapter = await gpu.requestAdapter({ powerPreference });
   if (!adapter) {
     throw new GpuError(
@@ -395,7 +424,8 @@ export async function requestDevice(options: DeviceOptions = {}): Promise<Device
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const ainfo = adapter.info;
   const limits: Record<string, number> = {};
-  for (const name of Object.keys(requiredLimits)) limits[name] = (device.limits as unknown as Record<string, number>)[name]!;
+  for (const name of Object.keys(requiredLimits))
+    limits[name] = (device.limits as unknown as Record<string, number>)[name]!;
   const description = ainfo.description || ainfo.device || "";
   const info: DeviceInfo = {
     vendor: ainfo.vendor,

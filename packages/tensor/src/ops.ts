@@ -1,18 +1,31 @@
-import { backward as runBackward, registerGradHelpers, type BackwardOptions } from "./autograd.js";
+import { type BackwardOptions, registerGradHelpers, backward as runBackward } from "./autograd.js";
 import type { DType } from "./dtype.js";
 import { binary, cast, full, unary } from "./kernels/elementwise/elementwise.js";
-import { argmaxAll, argmaxAxis, maxAll, maxAxis, meanAll, meanAxis, sumAxis } from "./kernels/reduce/reduce.js";
+import {
+  argmaxAll,
+  argmaxAxis,
+  maxAll,
+  maxAxis,
+  meanAll,
+  meanAxis,
+  sumAxis,
+} from "./kernels/reduce/reduce.js";
 import { logSoftmax, softmax } from "./kernels/softmax/softmax.js";
 import { Tensor } from "./tensor.js";
 import "./views.js";
 
 type Operand = Tensor | number;
 
-export const add = (a: Tensor, b: Operand): Tensor => (typeof b === "number" ? unary("add_scalar", a, b) : binary("add", a, b));
-export const sub = (a: Tensor, b: Operand): Tensor => (typeof b === "number" ? unary("add_scalar", a, -b) : binary("sub", a, b));
-export const mul = (a: Tensor, b: Operand): Tensor => (typeof b === "number" ? unary("scale", a, b) : binary("mul", a, b));
-export const div = (a: Tensor, b: Operand): Tensor => (typeof b === "number" ? unary("scale", a, 1 / b) : binary("div", a, b));
-export const pow = (a: Tensor, b: Operand): Tensor => (typeof b === "number" ? unary("pow_scalar", a, b) : binary("pow", a, b));
+export const add = (a: Tensor, b: Operand): Tensor =>
+  typeof b === "number" ? unary("add_scalar", a, b) : binary("add", a, b);
+export const sub = (a: Tensor, b: Operand): Tensor =>
+  typeof b === "number" ? unary("add_scalar", a, -b) : binary("sub", a, b);
+export const mul = (a: Tensor, b: Operand): Tensor =>
+  typeof b === "number" ? unary("scale", a, b) : binary("mul", a, b);
+export const div = (a: Tensor, b: Operand): Tensor =>
+  typeof b === "number" ? unary("scale", a, 1 / b) : binary("div", a, b);
+export const pow = (a: Tensor, b: Operand): Tensor =>
+  typeof b === "number" ? unary("pow_scalar", a, b) : binary("pow", a, b);
 export const maximum = (a: Tensor, b: Tensor): Tensor => binary("maximum", a, b);
 export const minimum = (a: Tensor, b: Tensor): Tensor => binary("minimum", a, b);
 export const neg = (x: Tensor): Tensor => unary("neg", x);
@@ -75,34 +88,89 @@ export function ones(shape: readonly number[], options: { dtype?: DType } = {}):
 
 export { cast, full };
 
-registerGradHelpers({ add: (a, b) => binary("add", a, b), onesLike: (t) => full(t.shape, 1, { dtype: t.dtype, device: t.device }) });
+registerGradHelpers({
+  add: (a, b) => binary("add", a, b),
+  onesLike: (t) => full(t.shape, 1, { dtype: t.dtype, device: t.device }),
+});
 
 // Fluent methods, so model code reads like the paper: `h.add(attn)`.
 
 const P = Tensor.prototype;
-P.add = function (b) { return add(this, b); };
-P.sub = function (b) { return sub(this, b); };
-P.mul = function (b) { return mul(this, b); };
-P.div = function (b) { return div(this, b); };
-P.pow = function (b) { return pow(this, b); };
-P.neg = function () { return neg(this); };
-P.abs = function () { return abs(this); };
-P.exp = function () { return exp(this); };
-P.log = function () { return log(this); };
-P.sqrt = function () { return sqrt(this); };
-P.rsqrt = function () { return rsqrt(this); };
-P.tanh = function () { return tanh(this); };
-P.sigmoid = function () { return sigmoid(this); };
-P.silu = function () { return silu(this); };
-P.gelu = function () { return gelu(this); };
-P.geluTanh = function () { return geluTanh(this); };
-P.relu = function () { return relu(this); };
-P.square = function () { return square(this); };
-P.sum = function (axis, keepDim) { return sum(this, axis, keepDim); };
-P.mean = function (axis, keepDim) { return mean(this, axis, keepDim); };
-P.max = function (axis, keepDim) { return max(this, axis, keepDim); };
-P.argmax = function (axis, keepDim) { return argmax(this, axis, keepDim); };
-P.softmax = function (axis) { return softmax(this, axis); };
-P.logSoftmax = function (axis) { return logSoftmax(this, axis); };
-P.cast = function (dtype) { return cast(this, dtype); };
-P.backward = function (options) { runBackward(this, options); };
+P.add = function (b) {
+  return add(this, b);
+};
+P.sub = function (b) {
+  return sub(this, b);
+};
+P.mul = function (b) {
+  return mul(this, b);
+};
+P.div = function (b) {
+  return div(this, b);
+};
+P.pow = function (b) {
+  return pow(this, b);
+};
+P.neg = function () {
+  return neg(this);
+};
+P.abs = function () {
+  return abs(this);
+};
+P.exp = function () {
+  return exp(this);
+};
+P.log = function () {
+  return log(this);
+};
+P.sqrt = function () {
+  return sqrt(this);
+};
+P.rsqrt = function () {
+  return rsqrt(this);
+};
+P.tanh = function () {
+  return tanh(this);
+};
+P.sigmoid = function () {
+  return sigmoid(this);
+};
+P.silu = function () {
+  return silu(this);
+};
+P.gelu = function () {
+  return gelu(this);
+};
+P.geluTanh = function () {
+  return geluTanh(this);
+};
+P.relu = function () {
+  return relu(this);
+};
+P.square = function () {
+  return square(this);
+};
+P.sum = function (axis, keepDim) {
+  return sum(this, axis, keepDim);
+};
+P.mean = function (axis, keepDim) {
+  return mean(this, axis, keepDim);
+};
+P.max = function (axis, keepDim) {
+  return max(this, axis, keepDim);
+};
+P.argmax = function (axis, keepDim) {
+  return argmax(this, axis, keepDim);
+};
+P.softmax = function (axis) {
+  return softmax(this, axis);
+};
+P.logSoftmax = function (axis) {
+  return logSoftmax(this, axis);
+};
+P.cast = function (dtype) {
+  return cast(this, dtype);
+};
+P.backward = function (options) {
+  runBackward(this, options);
+};

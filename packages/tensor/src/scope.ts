@@ -1,5 +1,5 @@
-import type { Tensor } from "./tensor.js";
 import type { GradNode } from "./autograd.js";
+import type { Tensor } from "./tensor.js";
 
 interface Scope {
   tensors: Tensor[];
@@ -16,16 +16,30 @@ export function trackNode(node: GradNode): void {
   scopes[scopes.length - 1]?.nodes.push(node);
 }
 
-type Kept = Tensor | readonly Kept[] | { readonly [key: string]: Kept } | undefined | null | number | string | boolean | void;
+type Kept =
+  | Tensor
+  | readonly Kept[]
+  | { readonly [key: string]: Kept }
+  | undefined
+  | null
+  | number
+  | string
+  | boolean
+  | void;
 
 function collect(value: unknown, out: Set<Tensor>): void {
   if (!value || typeof value !== "object") return;
-  if ((value as Tensor).shape !== undefined && (value as Tensor).strides !== undefined && "dtype" in (value as object)) {
+  if (
+    (value as Tensor).shape !== undefined &&
+    (value as Tensor).strides !== undefined &&
+    "dtype" in (value as object)
+  ) {
     out.add(value as Tensor);
     return;
   }
   if (Array.isArray(value)) for (const v of value) collect(v, out);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out);
+  else if (Object.getPrototypeOf(value) === Object.prototype)
+    for (const v of Object.values(value)) collect(v, out);
 }
 
 function endScope(scope: Scope, result: unknown): void {

@@ -1,16 +1,16 @@
-import { type Device, currentDevice } from "./device.js";
+import type { BackwardOptions } from "./autograd.js";
+import { type GradNode, isGradEnabled } from "./autograd.js";
+import { currentDevice, type Device } from "./device.js";
 import {
-  type DType,
-  type HostArray,
   bytesPerElement,
+  type DType,
   f16ArrayToF32,
   f32ArrayToF16,
+  type HostArray,
   hostArrayFor,
 } from "./dtype.js";
-import { DTypeError, DisposedError, ShapeError, fmtShape } from "./errors.js";
-import { type GradNode, isGradEnabled } from "./autograd.js";
+import { DisposedError, DTypeError, fmtShape, ShapeError } from "./errors.js";
 import { trackTensor } from "./scope.js";
-import type { BackwardOptions } from "./autograd.js";
 
 type Operand = Tensor | number;
 
@@ -110,7 +110,13 @@ export class Tensor {
   /** Reverse-mode autograd from this (scalar) tensor into the `.grad` of every leaf that requires grad. */
   declare backward: (options?: BackwardOptions) => void;
 
-  constructor(storage: Storage, shape: readonly number[], dtype: DType, strides?: readonly number[], offset = 0) {
+  constructor(
+    storage: Storage,
+    shape: readonly number[],
+    dtype: DType,
+    strides?: readonly number[],
+    offset = 0,
+  ) {
     this._storage = storage;
     this.shape = Object.freeze([...shape]);
     this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
@@ -200,12 +206,19 @@ export class Tensor {
    * Uploads host data. Plain number arrays and Float32Array are converted to the dtype;
    * for f16, a Uint16Array is taken as raw half bits.
    */
-  static from(data: ArrayLike<number> | HostArray, shape: readonly number[], options: TensorOptions = {}): Tensor {
+  static from(
+    data: ArrayLike<number> | HostArray,
+    shape: readonly number[],
+    options: TensorOptions = {},
+  ): Tensor {
     checkShape("from", shape);
-    const dtype = options.dtype ?? (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
+    const dtype =
+      options.dtype ?? (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
     const n = numel(shape);
     if (data.length !== n) {
-      throw new ShapeError(`from: ${data.length} values do not fill shape ${fmtShape(shape)} (${n} elements)`);
+      throw new ShapeError(
+        `from: ${data.length} values do not fill shape ${fmtShape(shape)} (${n} elements)`,
+      );
     }
     const host = toHost(data, dtype);
     const t = Tensor.empty(shape, { ...options, dtype });
@@ -250,7 +263,8 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new ShapeError(`item: tensor ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
+    if (this.size !== 1)
+      throw new ShapeError(`item: tensor ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
     return (await this.toFloat32())[0]!;
   }
 

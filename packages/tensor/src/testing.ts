@@ -3,11 +3,11 @@
 import { getDevice } from "./device.js";
 import type { DType } from "./dtype.js";
 import { fmtShape } from "./errors.js";
-import { Tensor, numel } from "./tensor.js";
 import { tidy } from "./scope.js";
+import { numel, Tensor } from "./tensor.js";
 import "./ops.js";
 
-export { attentionRef, attentionBackwardRef } from "./kernels/attention/attention.ref.js";
+export { attentionBackwardRef, attentionRef } from "./kernels/attention/attention.ref.js";
 
 /** Deterministic PRNG (mulberry32) with normal draws by Box–Muller. */
 export class Rng {
@@ -76,7 +76,8 @@ export function assertClose(
   expected: ArrayLike<number>,
   { atol = 1e-5, rtol = 0, what = "values" }: { atol?: number; rtol?: number; what?: string } = {},
 ): CloseReport {
-  if (actual.length !== expected.length) throw new Error(`${what}: ${actual.length} values vs ${expected.length} expected`);
+  if (actual.length !== expected.length)
+    throw new Error(`${what}: ${actual.length} values vs ${expected.length} expected`);
   let worst = -1;
   let worstExcess = 0;
   for (let i = 0; i < actual.length; i++) {
@@ -162,7 +163,9 @@ export async function checkGradients(options: {
   tidy(() => {
     const y = options.gpu(tensors);
     if (y.size !== out0.length) {
-      throw new Error(`${what}: gpu output ${fmtShape(y.shape)} has ${y.size} elements; reference ${out0.length}`);
+      throw new Error(
+        `${what}: gpu output ${fmtShape(y.shape)} has ${y.size} elements; reference ${out0.length}`,
+      );
     }
     const wt = Tensor.from(w, y.shape, { dtype: y.dtype });
     y.mul(wt).sum().backward();

@@ -1,7 +1,7 @@
 import { record } from "./autograd.js";
-import { ShapeError, fmtShape } from "./errors.js";
+import { fmtShape, ShapeError } from "./errors.js";
 import { assign, contiguousCopy, full, sumTo } from "./kernels/elementwise/elementwise.js";
-import { Tensor, normAxis, numel, registerViewOps } from "./tensor.js";
+import { normAxis, numel, registerViewOps, Tensor } from "./tensor.js";
 
 function shareView(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number): Tensor {
   x.storage.retain();
@@ -21,7 +21,10 @@ function viewStrides(x: Tensor, shape: readonly number[]): number[] | null {
     // Collect a contiguous chunk of old dims.
     let chunk = oldShape[oi]!;
     let chunkEnd = oi;
-    while (chunkEnd + 1 < oldShape.length && oldStrides[chunkEnd] === oldStrides[chunkEnd + 1]! * oldShape[chunkEnd + 1]!) {
+    while (
+      chunkEnd + 1 < oldShape.length &&
+      oldStrides[chunkEnd] === oldStrides[chunkEnd + 1]! * oldShape[chunkEnd + 1]!
+    ) {
       chunkEnd++;
       chunk *= oldShape[chunkEnd]!;
     }
@@ -56,14 +59,21 @@ function reshape(x: Tensor, shapeIn: readonly number[]): Tensor {
     shape[free] = x.size / known;
   }
   if (numel(shape) !== x.size || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new ShapeError(`reshape: ${fmtShape(x.shape)} (${x.size} elements) cannot become ${fmtShape(shapeIn)}`);
+    throw new ShapeError(
+      `reshape: ${fmtShape(x.shape)} (${x.size} elements) cannot become ${fmtShape(shapeIn)}`,
+    );
   }
   const strides = x.size === 0 ? null : viewStrides(x, shape);
   let out: Tensor;
   if (strides) out = shareView(x, shape, strides, x.offset);
   else {
     const c = contiguousCopy(x);
-    out = shareView(c, shape, shape.map((_, i) => numel(shape.slice(i + 1))), c.offset);
+    out = shareView(
+      c,
+      shape,
+      shape.map((_, i) => numel(shape.slice(i + 1))),
+      c.offset,
+    );
     c.dispose();
   }
   const inShape = x.shape;
@@ -88,7 +98,8 @@ function permute(x: Tensor, dims: readonly number[]): Tensor {
 }
 
 function expand(x: Tensor, shapeIn: readonly number[]): Tensor {
-  if (shapeIn.length < x.rank) throw new ShapeError(`expand: ${fmtShape(x.shape)} to fewer dims ${fmtShape(shapeIn)}`);
+  if (shapeIn.length < x.rank)
+    throw new ShapeError(`expand: ${fmtShape(x.shape)} to fewer dims ${fmtShape(shapeIn)}`);
   const lead = shapeIn.length - x.rank;
   const shape: number[] = [];
   const strides: number[] = [];
@@ -109,7 +120,9 @@ function expand(x: Tensor, shapeIn: readonly number[]): Tensor {
       shape.push(want);
       strides.push(0);
     } else {
-      throw new ShapeError(`expand: ${fmtShape(x.shape)} cannot expand to ${fmtShape(shapeIn)} (dim ${i}: ${have} → ${want})`);
+      throw new ShapeError(
+        `expand: ${fmtShape(x.shape)} cannot expand to ${fmtShape(shapeIn)} (dim ${i}: ${have} → ${want})`,
+      );
     }
   }
   const out = shareView(x, shape, strides, x.offset);
@@ -120,7 +133,13 @@ function expand(x: Tensor, shapeIn: readonly number[]): Tensor {
 function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
   const a = normAxis("narrow", dim, x.rank);
   const extent = x.shape[a]!;
-  if (!Number.isInteger(start) || !Number.isInteger(length) || start < 0 || length < 0 || start + length > extent) {
+  if (
+    !Number.isInteger(start) ||
+    !Number.isInteger(length) ||
+    start < 0 ||
+    length < 0 ||
+    start + length > extent
+  ) {
     throw new ShapeError(`narrow: [${start}, ${start + length}) is outside dim ${a} of ${fmtShape(x.shape)}`);
   }
   const shape = [...x.shape];
@@ -140,4 +159,4 @@ function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
 
 registerViewOps({ reshape, permute, expand, narrow, contiguous: contiguousCopy });
 
-export { reshape, permute, expand, narrow };
+export { expand, narrow, permute, reshape };

@@ -93,7 +93,12 @@ function valueInfo(v: OnnxValue): Bytes {
   return out;
 }
 
-export function onnxModel(nodes: OnnxNode[], inputs: OnnxValue[], outputs: OnnxValue[], opset = 17): Uint8Array {
+export function onnxModel(
+  nodes: OnnxNode[],
+  inputs: OnnxValue[],
+  outputs: OnnxValue[],
+  opset = 17,
+): Uint8Array {
   const graph: Bytes = [];
   for (const n of nodes) fieldBytes(1, node(n), graph);
   fieldString(2, "bench", graph);

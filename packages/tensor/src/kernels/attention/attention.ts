@@ -191,7 +191,10 @@ export function attentionShader(kernelSrc: string, dtype: DType, t: Tuning): str
       if (!helper.test(kernel)) throw new Error(`internal: attention kernel binds ${name} but has no ${fn}`);
       kernel = kernel
         .replace(binding, `var<storage, read> ${name}: array<vec4<elt>>;`)
-        .replace(helper, `fn ${fn}(base: u32, d: u32) -> vec4<f32> { return vec4<f32>(${name}[(base + d) >> 2u]); }`);
+        .replace(
+          helper,
+          `fn ${fn}(base: u32, d: u32) -> vec4<f32> { return vec4<f32>(${name}[(base + d) >> 2u]); }`,
+        );
     }
   }
   if (kernel.includes("subgroupBroadcast")) {

@@ -25,7 +25,9 @@ export function elementwiseShader(s: ElementwiseShader): string {
     .map((t, k) => `@group(0) @binding(${k}) var<storage, read> in_${names[k]}: array<${t}>;`)
     .concat(`@group(0) @binding(${s.inputs.length}) var<storage, read_write> out: array<${s.output}>;`)
     .join("\n");
-  const loads = s.inputs.map((_, k) => `  let ${names[k]} = ${s.compute}(in_${names[k]}[i${names[k]}]);`).join("\n");
+  const loads = s.inputs
+    .map((_, k) => `  let ${names[k]} = ${s.compute}(in_${names[k]}[i${names[k]}]);`)
+    .join("\n");
   const body = `${loads}\n  out[io] = ${s.output}(${s.expr});`;
   return template
     .replace("{{ENABLE}}", usesF16 ? "enable f16;" : "")
@@ -60,13 +62,17 @@ export function vec4Shader(s: Vec4Shader): string {
     .map((t, k) => `@group(0) @binding(${k}) var<storage, read> in_${names[k]}: array<vec4<${t}>>;`)
     .concat(`@group(0) @binding(${s.inputs.length}) var<storage, read_write> out: array<vec4<${s.output}>>;`)
     .join("\n");
-  const fast: string[] = s.inputs.map((_, k) => `      let v${names[k]} = in_${names[k]}[p.off_${names[k]} + i];`);
+  const fast: string[] = s.inputs.map(
+    (_, k) => `      let v${names[k]} = in_${names[k]}[p.off_${names[k]} + i];`,
+  );
   for (let c = 0; c < 4; c++) {
     const lets = s.inputs.map((_, k) => `let ${names[k]} = ${s.compute}(v${names[k]}[${c}]);`).join(" ");
     fast.push(`      { ${lets} t[${c}] = ${s.output}(${s.expr}); }`);
   }
   fast.push(`      out[p.off_o + i] = vec4<${s.output}>(t[0], t[1], t[2], t[3]);`);
-  const slowLets = s.inputs.map((_, k) => `let ${names[k]} = ${s.compute}(in_${names[k]}[p.off_${names[k]} + i][c]);`).join(" ");
+  const slowLets = s.inputs
+    .map((_, k) => `let ${names[k]} = ${s.compute}(in_${names[k]}[p.off_${names[k]} + i][c]);`)
+    .join(" ");
   const slow = `        { ${slowLets} out[p.off_o + i][c] = ${s.output}(${s.expr}); }`;
   return vec4Template
     .replace("{{ENABLE}}", enableFor(s))
@@ -91,8 +97,13 @@ export function tiledShader(s: TiledShader): string {
   const field = ["x", "y", "z"]; // component of p.sx / p.sy holding a's, b's, out's stride
   const elem = (t: DType, acc: TileAccess) => (acc === "s" ? t : `vec4<${t}>`);
   const bindings = s.inputs
-    .map((t, k) => `@group(0) @binding(${k}) var<storage, read> in_${names[k]}: array<${elem(t, s.access[k]!)}>;`)
-    .concat(`@group(0) @binding(${s.inputs.length}) var<storage, read_write> out: array<${elem(s.output, s.outAccess)}>;`)
+    .map(
+      (t, k) =>
+        `@group(0) @binding(${k}) var<storage, read> in_${names[k]}: array<${elem(t, s.access[k]!)}>;`,
+    )
+    .concat(
+      `@group(0) @binding(${s.inputs.length}) var<storage, read_write> out: array<${elem(s.output, s.outAccess)}>;`,
+    )
     .join("\n");
   const at = (k: number, r: number, c: number) => {
     const n = k === 2 ? "o" : names[k]!;
@@ -125,9 +136,13 @@ export function tiledShader(s: TiledShader): string {
   const o = 2;
   for (let q = 0; q < 4; q++) {
     if (s.outAccess === "x") {
-      fast.push(`    out[(${at(o, q, 0)}) >> 2u] = vec4<${s.output}>(t[${q * 4}], t[${q * 4 + 1}], t[${q * 4 + 2}], t[${q * 4 + 3}]);`);
+      fast.push(
+        `    out[(${at(o, q, 0)}) >> 2u] = vec4<${s.output}>(t[${q * 4}], t[${q * 4 + 1}], t[${q * 4 + 2}], t[${q * 4 + 3}]);`,
+      );
     } else if (s.outAccess === "y") {
-      fast.push(`    out[(${at(o, 0, q)}) >> 2u] = vec4<${s.output}>(t[${q}], t[${q + 4}], t[${q + 8}], t[${q + 12}]);`);
+      fast.push(
+        `    out[(${at(o, 0, q)}) >> 2u] = vec4<${s.output}>(t[${q}], t[${q + 4}], t[${q + 8}], t[${q + 12}]);`,
+      );
     } else {
       for (let c = 0; c < 4; c++) fast.push(`    out[${at(o, q, c)}] = t[${q * 4 + c}];`);
     }

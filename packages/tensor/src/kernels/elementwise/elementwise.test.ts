@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { ShapeError, Tensor, getDevice, tidy } from "../../index.js";
 import { fmtShape } from "../../errors.js";
-import { Rng, assertClose, checkGradients } from "../../testing.js";
-import { BINARY_REF, UNARY_REF, broadcastRef } from "./elementwise.ref.js";
+import { getDevice, ShapeError, Tensor, tidy } from "../../index.js";
+import { assertClose, checkGradients, Rng } from "../../testing.js";
+import { BINARY_REF, broadcastRef, UNARY_REF } from "./elementwise.ref.js";
 
 beforeAll(async () => {
   await getDevice();
@@ -46,7 +46,11 @@ describe("unary ops", () => {
     for (const op of ["tanh", "sigmoid", "silu", "gelu", "gelu_tanh"]) {
       const { unary } = await import("./elementwise.js");
       const got = await unary(op, Tensor.from(x, [6])).toFloat32();
-      assertClose(got, Array.from(x, (v) => UNARY_REF[op]!(v, 0, 0)), { atol: 1e-6, rtol: 1e-6, what: op });
+      assertClose(
+        got,
+        Array.from(x, (v) => UNARY_REF[op]!(v, 0, 0)),
+        { atol: 1e-6, rtol: 1e-6, what: op },
+      );
     }
   });
 
@@ -65,18 +69,30 @@ describe("binary ops with broadcasting", () => {
   const cases: [number[], number[]][] = [
     [[5], [5]],
     [[4, 3], [3]],
-    [[2, 1, 5], [3, 1]],
+    [
+      [2, 1, 5],
+      [3, 1],
+    ],
     [[1], [6, 7]],
     [[3, 0], [1]],
   ];
   for (const [op, ref] of Object.entries(BINARY_REF)) {
     it(`${op} broadcasts like numpy`, async () => {
       for (const [as, bs] of cases) {
-        const a = rng.uniform(as.reduce((p, d) => p * d, 1), op === "pow" ? 0.2 : -3, 3);
-        const b = rng.uniform(bs.reduce((p, d) => p * d, 1), -3, 3);
+        const a = rng.uniform(
+          as.reduce((p, d) => p * d, 1),
+          op === "pow" ? 0.2 : -3,
+          3,
+        );
+        const b = rng.uniform(
+          bs.reduce((p, d) => p * d, 1),
+          -3,
+          3,
+        );
         if (op === "div") for (let i = 0; i < b.length; i++) if (Math.abs(b[i]!) < 0.3) b[i] = 0.5;
         // Comparisons on equal values need exact ties.
-        if (op === "eq" || op === "ne") for (let i = 0; i < Math.min(a.length, b.length); i += 2) a[i] = b[i]!;
+        if (op === "eq" || op === "ne")
+          for (let i = 0; i < Math.min(a.length, b.length); i += 2) a[i] = b[i]!;
         const want = broadcastRef(ref, a, as, b, bs);
         const { binary } = await import("./elementwise.js");
         const out = binary(op, Tensor.from(a, as), Tensor.from(b, bs));
@@ -102,7 +118,11 @@ describe("binary ops with broadcasting", () => {
     for (let j = 0; j < 4; j++) for (let i = 0; i < 3; i++) want.push(a[i * 4 + j]! + 1);
     assertClose(got, want, { atol: 1e-6 });
     const n = t.narrow(1, 1, 2); // [3, 2]
-    assertClose(await n.mul(2).toFloat32(), [0, 1, 2].flatMap((i) => [a[i * 4 + 1]! * 2, a[i * 4 + 2]! * 2]), { atol: 1e-6 });
+    assertClose(
+      await n.mul(2).toFloat32(),
+      [0, 1, 2].flatMap((i) => [a[i * 4 + 1]! * 2, a[i * 4 + 2]! * 2]),
+      { atol: 1e-6 },
+    );
     expect(tt.storage).toBe(t.storage);
   });
 
@@ -132,7 +152,10 @@ describe("gradients against finite differences", () => {
       const [lo, hi] = domain[op] ?? [-2, 2];
       const [alpha, beta] = params[op] ?? [0, 0];
       const x = rng.uniform(11, lo, hi);
-      if (op === "relu" || op === "abs" || op === "clamp") for (let i = 0; i < x.length; i++) if (Math.abs(x[i]! - alpha) < 0.05 || Math.abs(x[i]! - beta) < 0.05 || Math.abs(x[i]!) < 0.05) x[i] = 0.3;
+      if (op === "relu" || op === "abs" || op === "clamp")
+        for (let i = 0; i < x.length; i++)
+          if (Math.abs(x[i]! - alpha) < 0.05 || Math.abs(x[i]! - beta) < 0.05 || Math.abs(x[i]!) < 0.05)
+            x[i] = 0.3;
       const { unary } = await import("./elementwise.js");
       await checkGradients({
         what: op,
@@ -166,7 +189,12 @@ describe("gradients against finite differences", () => {
 
 describe("strided views: tiled permutes and transposes", () => {
   /** Logical values of a view: walk its strides over the host copy of its storage. */
-  function viewRef(phys: ArrayLike<number>, shape: readonly number[], strides: readonly number[], offset: number): number[] {
+  function viewRef(
+    phys: ArrayLike<number>,
+    shape: readonly number[],
+    strides: readonly number[],
+    offset: number,
+  ): number[] {
     const n = shape.reduce((p, d) => p * d, 1);
     const out: number[] = [];
     const idx = new Array<number>(shape.length).fill(0);
@@ -207,7 +235,8 @@ describe("strided views: tiled permutes and transposes", () => {
         for (const dtype of ["f32", "f16", "i32"] as const) {
           // One extra leading row, then narrowed away: a view at a non-zero (odd) offset.
           const extra = trial === 2 ? 1 : 0;
-          const host = dtype === "i32" ? rng.int(n + extra * n, -1000, 1000) : rng.uniform(n + extra * n, -4, 4);
+          const host =
+            dtype === "i32" ? rng.int(n + extra * n, -1000, 1000) : rng.uniform(n + extra * n, -4, 4);
           const full = Tensor.from(host, [extra + 1, ...shape], { dtype });
           const base = full.narrow(0, extra, 1).squeeze(0);
           const phys = dtype === "f16" ? await full.toFloat32() : Array.from(await full.data());
@@ -216,7 +245,10 @@ describe("strided views: tiled permutes and transposes", () => {
           expect(got.shape).toEqual(perm.map((d) => shape[d]));
           const want = viewRef(phys, v.shape, v.strides, v.offset);
           const what = `${dtype} ${fmtShape(shape)} permute ${fmtShape(perm)} offset ${v.offset}`;
-          assertClose(dtype === "f16" ? await got.toFloat32() : Array.from(await got.data()), want, { atol: 0, what });
+          assertClose(dtype === "f16" ? await got.toFloat32() : Array.from(await got.data()), want, {
+            atol: 0,
+            what,
+          });
           for (const t of [full, base, v, got]) t.dispose();
         }
       }
@@ -238,7 +270,8 @@ describe("strided views: tiled permutes and transposes", () => {
       // a^T [c, r] * b [c, r] - bias [r]
       const got = tidy(() => ta.transpose().mul(tb).sub(tbias));
       const want: number[] = [];
-      for (let i = 0; i < c; i++) for (let j = 0; j < r; j++) want.push(a[j * c + i]! * b[i * r + j]! - bias[j]!);
+      for (let i = 0; i < c; i++)
+        for (let j = 0; j < r; j++) want.push(a[j * c + i]! * b[i * r + j]! - bias[j]!);
       assertClose(await got.toFloat32(), want, { atol: 1e-5, what: `a^T * b - bias [${r}, ${c}]` });
       // Write b [c, r] through a transposed view of a fresh [r, c] tensor: the tensor becomes b^T.
       const dst = Tensor.from(new Float32Array(r * c), [r, c]);
@@ -246,7 +279,10 @@ describe("strided views: tiled permutes and transposes", () => {
       assign(dst.transpose(), tb);
       const wantT: number[] = [];
       for (let j = 0; j < r; j++) for (let i = 0; i < c; i++) wantT.push(b[i * r + j]!);
-      assertClose(await dst.toFloat32(), wantT, { atol: 0, what: `assign into transposed view [${r}, ${c}]` });
+      assertClose(await dst.toFloat32(), wantT, {
+        atol: 0,
+        what: `assign into transposed view [${r}, ${c}]`,
+      });
       for (const t of [ta, tb, tbias, got, dst]) t.dispose();
     }
   });
@@ -254,11 +290,31 @@ describe("strided views: tiled permutes and transposes", () => {
   it("plans a tile for transposes and leaves tiny tiles to the generic kernel", async () => {
     const { planTiles } = await import("./elementwise.js");
     // [5, 7] read transposed from a contiguous [7, 5]: X is the output's axis 1, Y the input's unit axis 0.
-    const p = planTiles([5, 7], [[1, 5], [7, 1]]);
+    const p = planTiles(
+      [5, 7],
+      [
+        [1, 5],
+        [7, 1],
+      ],
+    );
     expect(p).toMatchObject({ nx: 7, ny: 5, sx: [5, 1], sy: [1, 7], batchShape: [] });
     // Axes every operand walks as one merge: [2, 3, 4] with an inner [3, 4] block contiguous in both.
-    const q = planTiles([2, 3, 4], [[1, 8, 2], [12, 4, 1]]);
+    const q = planTiles(
+      [2, 3, 4],
+      [
+        [1, 8, 2],
+        [12, 4, 1],
+      ],
+    );
     expect(q?.batchShape).toEqual([]);
-    expect(planTiles([1000, 2, 2], [[4, 1, 2], [4, 2, 1]])).toBeNull();
+    expect(
+      planTiles(
+        [1000, 2, 2],
+        [
+          [4, 1, 2],
+          [4, 2, 1],
+        ],
+      ),
+    ).toBeNull();
   });
 });

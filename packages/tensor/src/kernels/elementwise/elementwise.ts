@@ -1,14 +1,14 @@
 import { record } from "../../autograd.js";
 import type { Device } from "../../device.js";
 import { type DType, isFloat } from "../../dtype.js";
-import { DTypeError, ShapeError, fmtShape } from "../../errors.js";
-import { Tensor, numel } from "../../tensor.js";
+import { DTypeError, fmtShape, ShapeError } from "../../errors.js";
+import { numel, Tensor } from "../../tensor.js";
 import {
   ELEMENTS_PER_INVOCATION,
-  type TileAccess,
-  VEC4_PER_INVOCATION,
   elementwiseShader,
+  type TileAccess,
   tiledShader,
+  VEC4_PER_INVOCATION,
   vec4Shader,
 } from "./elementwise-shader.js";
 
@@ -23,7 +23,9 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
     const da = a[a.length - rank + i] ?? 1;
     const db = b[b.length - rank + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) {
-      throw new ShapeError(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`);
+      throw new ShapeError(
+        `${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${i}: ${da} vs ${db})`,
+      );
     }
     out[i] = da === 1 ? db : da;
   }
@@ -86,7 +88,10 @@ function launch(l: Launch): void {
   const buffers = [...l.inputs.map((x) => x.t.storage.buffer), l.out.storage.buffer];
   // vec4 bindings read whole 16-byte words: every buffer must hold whole ones (pool sizes do).
   const vec4Ok = buffers.every((b) => b.size % 16 === 0);
-  if (!strided && vec4Ok && offsets.every((o) => o % 4 === 0)) return launchVec4(l, n, offsets);
+  if (!strided && vec4Ok && offsets.every((o) => o % 4 === 0)) {
+    launchVec4(l, n, offsets);
+    return;
+  }
   if (strided) {
     const plan = planTiles(l.shape, [...l.inputs.map((x) => x.strides), outStrides]);
     if (plan && launchTiled(l, plan, offsets, vec4Ok)) return;
@@ -126,7 +131,12 @@ function launch(l: Launch): void {
 
 /** All operands contiguous and 4-aligned: four elements per access. */
 function launchVec4(l: Launch, n: number, offsets: readonly number[]): void {
-  const code = vec4Shader({ inputs: l.inputs.map((x) => x.t.dtype), output: l.out.dtype, expr: l.expr, compute: l.compute });
+  const code = vec4Shader({
+    inputs: l.inputs.map((x) => x.t.dtype),
+    output: l.out.dtype,
+    expr: l.expr,
+    compute: l.compute,
+  });
   const u = new ArrayBuffer(32);
   const u32 = new Uint32Array(u);
   const f32 = new Float32Array(u);
@@ -167,7 +177,10 @@ export interface TilePlan {
  * when that differs from X (a transpose), else the output's next-inner axis. Returns null when
  * 4×4 tiles would be mostly empty (both extents tiny): the generic kernel serves those.
  */
-export function planTiles(shape: readonly number[], strides: readonly (readonly number[])[]): TilePlan | null {
+export function planTiles(
+  shape: readonly number[],
+  strides: readonly (readonly number[])[],
+): TilePlan | null {
   const dims: number[] = [];
   const st: number[][] = strides.map(() => []);
   for (let d = 0; d < shape.length; d++) {
@@ -180,7 +193,9 @@ export function planTiles(shape: readonly number[], strides: readonly (readonly 
       });
     } else {
       dims.push(shape[d]!);
-      strides.forEach((s, k) => st[k]!.push(s[d]!));
+      strides.forEach((s, k) => {
+        st[k]!.push(s[d]!);
+      });
     }
   }
   if (dims.length > MAX_RANK) return null;
@@ -188,7 +203,7 @@ export function planTiles(shape: readonly number[], strides: readonly (readonly 
   const axes = dims.map((_, d) => d);
   const inner = (s: number[], avoid: number) =>
     axes.filter((d) => d !== avoid).sort((p, q) => s[p]! - s[q]! || q - p)[0] ?? -1;
-  let x = axes.find((d) => out[d] === 1) ?? inner(out, -1);
+  const x = axes.find((d) => out[d] === 1) ?? inner(out, -1);
   if (x < 0) return null; // a single element: nothing to tile
   let y = -1;
   for (let k = 0; k < st.length - 1 && y < 0; k++) {
@@ -303,7 +318,12 @@ export const UNARY: Record<string, UnaryDef> = {
   sign: { expr: "sign(a)", grad: null, saves: "none" },
   exp: { expr: "exp(a)", grad: (g, _x, y) => binary("mul", g, y), floatOnly: true, saves: "y" },
   log: { expr: "log(a)", grad: (g, x) => binary("div", g, x), floatOnly: true, saves: "x" },
-  sqrt: { expr: "sqrt(a)", grad: (g, _x, y) => binary("div", unary("scale", g, 0.5), y), floatOnly: true, saves: "y" },
+  sqrt: {
+    expr: "sqrt(a)",
+    grad: (g, _x, y) => binary("div", unary("scale", g, 0.5), y),
+    floatOnly: true,
+    saves: "y",
+  },
   rsqrt: {
     expr: "inverseSqrt(a)",
     grad: (g, _x, y) => binary("mul", g, unary("scale", unary("pow_scalar", y, 3), -0.5)),
@@ -316,7 +336,11 @@ export const UNARY: Record<string, UnaryDef> = {
     floatOnly: true,
     saves: "y",
   },
-  one_minus_square: { expr: "1.0 - a * a", grad: (g, x) => binary("mul", g, unary("scale", x, -2)), saves: "x" },
+  one_minus_square: {
+    expr: "1.0 - a * a",
+    grad: (g, x) => binary("mul", g, unary("scale", x, -2)),
+    saves: "x",
+  },
   sigmoid: {
     expr: "1.0 / (1.0 + exp(-a))",
     grad: (g, _x, y) => binary("mul", g, unary("sigmoid_grad_from_y", y)),
@@ -324,7 +348,12 @@ export const UNARY: Record<string, UnaryDef> = {
     saves: "y",
   },
   sigmoid_grad_from_y: { expr: "a * (1.0 - a)", grad: null },
-  silu: { expr: "a / (1.0 + exp(-a))", grad: (g, x) => binary("mul", g, unary("silu_grad", x)), floatOnly: true, saves: "x" },
+  silu: {
+    expr: "a / (1.0 + exp(-a))",
+    grad: (g, x) => binary("mul", g, unary("silu_grad", x)),
+    floatOnly: true,
+    saves: "x",
+  },
   silu_grad: { expr: "(1.0 / (1.0 + exp(-a))) * (1.0 + a * (1.0 - 1.0 / (1.0 + exp(-a))))", grad: null },
   gelu: {
     expr: `0.5 * a * (1.0 + ${ERF("(a * 0.7071067811865476)")})`,
@@ -347,7 +376,12 @@ export const UNARY: Record<string, UnaryDef> = {
     expr: `0.5 * (1.0 + ${TANH(`(${SQRT_2_OVER_PI} * (a + 0.044715 * a * a * a))`)}) + 0.5 * a * (1.0 - ${TANH(`(${SQRT_2_OVER_PI} * (a + 0.044715 * a * a * a))`)} * ${TANH(`(${SQRT_2_OVER_PI} * (a + 0.044715 * a * a * a))`)}) * ${SQRT_2_OVER_PI} * (1.0 + 0.134145 * a * a)`,
     grad: null,
   },
-  relu: { expr: "max(a, 0.0)", grad: (g, x) => binary("mul", g, unary("step", x)), floatOnly: true, saves: "x" },
+  relu: {
+    expr: "max(a, 0.0)",
+    grad: (g, x) => binary("mul", g, unary("step", x)),
+    floatOnly: true,
+    saves: "x",
+  },
   step: { expr: "select(0.0, 1.0, a > 0.0)", grad: null, floatOnly: true },
   square: { expr: "a * a", grad: (g, x) => binary("mul", g, unary("scale", x, 2)), saves: "x" },
   reciprocal: {
@@ -356,7 +390,12 @@ export const UNARY: Record<string, UnaryDef> = {
     floatOnly: true,
     saves: "y",
   },
-  scale: { expr: "a * alpha", grad: (g, _x, _y, alpha) => unary("scale", g, alpha), floatOnly: true, saves: "none" },
+  scale: {
+    expr: "a * alpha",
+    grad: (g, _x, _y, alpha) => unary("scale", g, alpha),
+    floatOnly: true,
+    saves: "none",
+  },
   add_scalar: { expr: "a + alpha", grad: (g) => unary("identity", g), floatOnly: true, saves: "none" },
   // pow with a scalar exponent: defined for negative bases when the exponent is an integer, like torch.pow.
   pow_scalar: {
@@ -365,7 +404,12 @@ export const UNARY: Record<string, UnaryDef> = {
     floatOnly: true,
     saves: "x",
   },
-  clamp: { expr: "clamp(a, alpha, beta)", grad: (g, x, _y, alpha, beta) => binary("mul", g, unary("in_range", x, alpha, beta)), floatOnly: true, saves: "x" },
+  clamp: {
+    expr: "clamp(a, alpha, beta)",
+    grad: (g, x, _y, alpha, beta) => binary("mul", g, unary("in_range", x, alpha, beta)),
+    floatOnly: true,
+    saves: "x",
+  },
   in_range: { expr: "select(0.0, 1.0, a >= alpha && a <= beta)", grad: null, floatOnly: true },
 };
 
@@ -389,11 +433,17 @@ export function unary(op: string, x: Tensor, alpha = 0, beta = 0): Tensor {
     const grad = def.grad;
     const saves = def.saves ?? "xy";
     const saved = saves === "x" ? [x] : saves === "y" ? [out] : saves === "xy" ? [x, out] : [];
-    record(op, out, [x], (g, s) => {
-      const xs = saves === "x" || saves === "xy" ? s[0]! : x;
-      const ys = saves === "y" ? s[0]! : saves === "xy" ? s[1]! : out;
-      return [grad(g, xs, ys, alpha, beta)];
-    }, saved);
+    record(
+      op,
+      out,
+      [x],
+      (g, s) => {
+        const xs = saves === "x" || saves === "xy" ? s[0]! : x;
+        const ys = saves === "y" ? s[0]! : saves === "xy" ? s[1]! : out;
+        return [grad(g, xs, ys, alpha, beta)];
+      },
+      saved,
+    );
   }
   return out;
 }
@@ -403,16 +453,19 @@ export function unary(op: string, x: Tensor, alpha = 0, beta = 0): Tensor {
 interface BinaryDef {
   expr: string;
   int?: boolean;
-  grad:
-    | ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null])
-    | null;
+  grad: ((g: Tensor, a: Tensor, b: Tensor, y: Tensor) => [Tensor | null, Tensor | null]) | null;
   saves: "ab" | "a" | "b" | "aby" | "by" | "none";
 }
 
 export const BINARY: Record<string, BinaryDef> = {
   add: { expr: "a + b", int: true, grad: (g) => [g, g], saves: "none" },
   sub: { expr: "a - b", int: true, grad: (g) => [g, unary("neg", g)], saves: "none" },
-  mul: { expr: "a * b", int: true, grad: (g, a, b) => [binary("mul", g, b), binary("mul", g, a)], saves: "ab" },
+  mul: {
+    expr: "a * b",
+    int: true,
+    grad: (g, a, b) => [binary("mul", g, b), binary("mul", g, a)],
+    saves: "ab",
+  },
   div: {
     expr: "a / b",
     grad: (g, _a, b, y) => {
@@ -460,7 +513,9 @@ export function binary(op: string, a: Tensor, b: Tensor): Tensor {
   const def = BINARY[op];
   if (!def) throw new Error(`binary: unknown op '${op}'`);
   if (a.dtype !== b.dtype) {
-    throw new DTypeError(`${op}: dtypes differ: a ${fmtShape(a.shape)} ${a.dtype}, b ${fmtShape(b.shape)} ${b.dtype}; cast one first`);
+    throw new DTypeError(
+      `${op}: dtypes differ: a ${fmtShape(a.shape)} ${a.dtype}, b ${fmtShape(b.shape)} ${b.dtype}; cast one first`,
+    );
   }
   if (!isFloat(a.dtype) && !def.int) throw new DTypeError(`${op}: needs float tensors, got ${a.dtype}`);
   if (a.device !== b.device) throw new ShapeError(`${op}: operands live on different devices`);
@@ -489,14 +544,20 @@ export function binary(op: string, a: Tensor, b: Tensor): Tensor {
     if (saves.includes("y")) saved.push(out);
     const aShape = a.shape;
     const bShape = b.shape;
-    record(op, out, [a, b], (g, s) => {
-      let k = 0;
-      const sa = saves.includes("a") ? s[k++]! : a;
-      const sb = saves.includes("b") ? s[k++]! : b;
-      const sy = saves.includes("y") ? s[k++]! : out;
-      const [ga, gb] = grad(g, sa, sb, sy);
-      return [ga && sumTo(ga, aShape), gb && sumTo(gb, bShape)];
-    }, saved);
+    record(
+      op,
+      out,
+      [a, b],
+      (g, s) => {
+        let k = 0;
+        const sa = saves.includes("a") ? s[k++]! : a;
+        const sb = saves.includes("b") ? s[k++]! : b;
+        const sy = saves.includes("y") ? s[k++]! : out;
+        const [ga, gb] = grad(g, sa, sb, sy);
+        return [ga && sumTo(ga, aShape), gb && sumTo(gb, bShape)];
+      },
+      saved,
+    );
   }
   return out;
 }
@@ -519,10 +580,13 @@ export function contiguousCopy(x: Tensor): Tensor {
 
 /** Writes `src` (broadcast to the view's shape) into the view `dst`, in place. Not recorded for autograd. */
 export function assign(dst: Tensor, src: Tensor): void {
-  if (src.dtype !== dst.dtype) throw new DTypeError(`assign: dtypes differ: dst ${dst.dtype}, src ${src.dtype}`);
+  if (src.dtype !== dst.dtype)
+    throw new DTypeError(`assign: dtypes differ: dst ${dst.dtype}, src ${src.dtype}`);
   const shape = broadcastShapes("assign", dst.shape, src.shape);
   if (shape.length !== dst.rank || shape.some((d, i) => d !== dst.shape[i])) {
-    throw new ShapeError(`assign: src ${fmtShape(src.shape)} does not broadcast to dst ${fmtShape(dst.shape)}`);
+    throw new ShapeError(
+      `assign: src ${fmtShape(src.shape)} does not broadcast to dst ${fmtShape(dst.shape)}`,
+    );
   }
   launch({
     op: "assign",
@@ -539,7 +603,14 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
   const out = Tensor.empty(x.shape, { dtype, device: x.device });
   const compute = computeType(x.dtype);
-  launch({ op: `cast_${x.dtype}_${dtype}`, inputs: [{ t: x, strides: x.strides }], out, shape: x.shape, expr: "a", compute });
+  launch({
+    op: `cast_${x.dtype}_${dtype}`,
+    inputs: [{ t: x, strides: x.strides }],
+    out,
+    shape: x.shape,
+    expr: "a",
+    compute,
+  });
   if (isFloat(x.dtype) && isFloat(dtype)) {
     const from = x.dtype;
     return record("cast", out, [x], (g) => [cast(g, from)]);
@@ -548,7 +619,11 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 }
 
 /** A tensor of `shape` with every element `value`. */
-export function full(shape: readonly number[], value: number, options: { dtype?: DType; device?: Device } = {}): Tensor {
+export function full(
+  shape: readonly number[],
+  value: number,
+  options: { dtype?: DType; device?: Device } = {},
+): Tensor {
   const dtype = options.dtype ?? "f32";
   const out = Tensor.empty(shape, { dtype, device: options.device });
   const compute = computeType(dtype);
