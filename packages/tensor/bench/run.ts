@@ -98,12 +98,16 @@ async function tfjs(device: T.Device): Promise<Tf | null> {
 /** Waits for tfjs' queued GPU work without reading data back. */
 async function tfSync(core: Tf): Promise<void> {
   const backend = core.backend() as unknown as {
+    commandEncoder: GPUCommandEncoder | null;
     endComputePassEncoder: () => void;
     submitQueue: () => void;
     device: GPUDevice;
   };
-  backend.endComputePassEncoder();
-  backend.submitQueue();
+  // With nothing recorded since the last submit tfjs has no encoder: submitQueue() would finish() null.
+  if (backend.commandEncoder) {
+    backend.endComputePassEncoder();
+    backend.submitQueue();
+  }
   await backend.device.queue.onSubmittedWorkDone();
 }
 
