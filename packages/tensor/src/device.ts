@@ -11,6 +11,11 @@ export interface DeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Extra Dawn toggles/options passed to `create()`, e.g. "enable-dawn-features=allow_unsafe_apis". */
   dawnOptions?: string[];
+  /**
+   * Caps the bytes one storage binding may cover below the adapter's maxStorageBufferBindingSize
+   * (tests use a few KiB to exercise the paths that split oversize operands).
+   */
+  maxBindingBytes?: number;
 }
 
 export interface DeviceInfo {
@@ -101,8 +106,16 @@ export class Device {
   private pendingError: GpuError | null = null;
   private lost = false;
   private lastOp = "";
+  private bindingCap: number;
 
-  constructor(instance: GPU, adapter: GPUAdapter, device: GPUDevice, info: DeviceInfo) {
+  constructor(
+    instance: GPU,
+    adapter: GPUAdapter,
+    device: GPUDevice,
+    info: DeviceInfo,
+    options: { maxBindingBytes?: number } = {},
+  ) {
+    this.bindingCap = options.maxBindingBytes ?? Number.POSITIVE_INFINITY;
     this.instance = instance;
     this.adapter = adapter;
     this.gpu = device;
@@ -134,8 +147,32 @@ export class Device {
     return this.info.features.includes("subgroups");
   }
 
+  /** Bytes one storage binding may cover: the adapter's limit, or the lower cap asked at creation. */
   get maxBindingBytes(): number {
-    return this.gpu.limits.maxStorageBufferBindingSize;
+    return Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.bindingCap);
+  }
+
+  /**
+   * A binding covering bytes [firstByte, endByte) of `buffer`: it starts at the aligned offset at
+   * or below `firstByte` (storage offsets must be multiples of minStorageBufferOffsetAlignment) and
+   * `slack` says how far in `firstByte` lies. The size is rounded up to whole 16-byte words, within
+   * the buffer. Throws naming `what` when the window exceeds one binding.
+   */
+  bindBytes(
+    buffer: GPUBuffer,
+    firstByte: number,
+    endByte: number,
+    what: string,
+  ): { binding: KernelBinding; slack: number } {
+    const align = this.gpu.limits.minStorageBufferOffsetAlignment;
+    const start = Math.floor(firstByte / align) * align;
+    const size = Math.min(Math.max(16, Math.ceil((endByte - start) / 16) * 16), buffer.size - start);
+    if (endByte - start > this.maxBindingBytes) {
+      throw new GpuError(
+        `${what}: window of ${endByte - start} bytes exceeds the storage binding limit ${this.maxBindingBytes}; split it`,
+      );
+    }
+    return { binding: { buffer, offset: start, size }, slack: firstByte - start };
   }
 
   /** Throws the first error Dawn reported since the last check. */
@@ -163,6 +200,8 @@ export class Device {
     let size = Device.sizeClass(bytes);
     // Never round a bindable tensor up past the binding limit: it would become unbindable.
     if (bytes <= this.maxBindingBytes && size > this.maxBindingBytes) size = Math.ceil(bytes / 256) * 256;
+    // Nor an oversize one (split across bindings by its ops) past the largest buffer.
+    if (size > this.gpu.limits.maxBufferSize) size = Math.ceil(bytes / 256) * 256;
     if (size > this.gpu.limits.maxBufferSize) {
       throw new GpuError(
         `allocate${label ? ` ${label}` : ""}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`,
@@ -246,6 +285,14 @@ export class Device {
     return out;
   }
 
+  /** Zeroes bytes [offset, offset + bytes) (both multiples of 4); no binding limit applies. */
+  clearBuffer(buffer: GPUBuffer, offset: number, bytes: number): void {
+    if (bytes === 0) return;
+    const encoder = this.takeEncoder();
+    encoder.clearBuffer(buffer, offset, bytes);
+    this.encoder = encoder;
+  }
+
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
     const encoder = this.takeEncoder();
@@ -288,6 +335,12 @@ export class Device {
     const entries: GPUBindGroupEntry[] = spec.buffers.map((b, binding) => {
       const offset = b.offset ?? 0;
       const size = b.size ?? b.buffer.size - offset;
+      const align = this.gpu.limits.minStorageBufferOffsetAlignment;
+      if (offset % align !== 0) {
+        throw new GpuError(
+          `${spec.op}: binding ${binding} starts at byte ${offset}, not a multiple of minStorageBufferOffsetAlignment (${align})`,
+        );
+      }
       if (size > this.maxBindingBytes) {
         // Binding a prefix would silently read wrong data: the op must split its operand instead.
         throw new GpuError(
@@ -440,7 +493,7 @@ export async function requestDevice(options: DeviceOptions = {}): Promise<Device
     subgroupMinSize: (ainfo as unknown as { subgroupMinSize?: number }).subgroupMinSize,
     subgroupMaxSize: (ainfo as unknown as { subgroupMaxSize?: number }).subgroupMaxSize,
   };
-  return new Device(gpu, adapter, device, info);
+  return new Device(gpu, adapter, device, info, { maxBindingBytes: options.maxBindingBytes });
 }
 
 /** The process-wide default device, created on first use. */

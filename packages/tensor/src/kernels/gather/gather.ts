@@ -1,8 +1,8 @@
-import { record } from "../../autograd.js";
-import type { Device } from "../../device.js";
-import { type DType, isFloat } from "../../dtype.js";
+import { noGrad, record } from "../../autograd.js";
+import type { Device, KernelBinding } from "../../device.js";
+import { bytesPerElement, type DType, isFloat } from "../../dtype.js";
 import { DTypeError, fmtShape, ShapeError } from "../../errors.js";
-import { normAxis, numel, Tensor } from "../../tensor.js";
+import { contiguousStrides, normAxis, numel, Tensor } from "../../tensor.js";
 import { full, grid1d } from "../elementwise/elementwise.js";
 import forwardSrc from "./gather.wgsl";
 import gradSrc from "./gather-grad.wgsl";
@@ -15,7 +15,61 @@ export function typed(template: string, dtype: DType): string {
   return template.replace("{{ENABLE}}", dtype === "f16" ? "enable f16;" : "").replaceAll("{{T}}", dtype);
 }
 
-/** y = x.index_select(dim, index) for a 1-D i32 index on the device. No validation, no autograd. */
+/** Bytes from x's first element to just past its last (0 for an empty view). */
+function spanBytes(x: View, sizes: readonly number[] = x.shape): number {
+  if (sizes.some((d) => d === 0)) return 0;
+  let last = 0;
+  sizes.forEach((d, i) => {
+    last += (d - 1) * Math.abs(x.strides[i]!);
+  });
+  return (last + 1) * bytesPerElement(x.dtype);
+}
+
+interface View {
+  shape: readonly number[];
+  strides: readonly number[];
+  dtype: DType;
+  device: Device;
+}
+
+/**
+ * Chunks of x along `dim` whose binding windows fit: [[start, length], ...]. One chunk when x
+ * fits; otherwise as many rows per chunk as fit (after the alignment slack), balanced.
+ */
+function chunksAlong(op: string, x: View, dim: number): [number, number][] {
+  const len = x.shape[dim]!;
+  const max = x.device.maxBindingBytes;
+  const slack = x.device.gpu.limits.minStorageBufferOffsetAlignment + 16;
+  if (spanBytes(x) + slack <= max || len <= 1) return [[0, len]];
+  const one = [...x.shape];
+  one[dim] = 1;
+  const room = max - slack - spanBytes(x, one);
+  const step = Math.abs(x.strides[dim]!) * bytesPerElement(x.dtype);
+  if (room < 0 || step === 0) {
+    throw new ShapeError(
+      `${op}: one slice of x ${fmtShape(x.shape)} along dim ${dim} exceeds the storage binding limit ${max}`,
+    );
+  }
+  const fit = Math.max(1, Math.floor(room / step) + 1);
+  const rows = Math.ceil(len / Math.ceil(len / fit));
+  const out: [number, number][] = [];
+  for (let r0 = 0; r0 < len; r0 += rows) out.push([r0, Math.min(rows, len - r0)]);
+  return out;
+}
+
+/** The binding window covering view x, and x's offset in elements within it. */
+function windowOf(op: string, x: Tensor): { binding: KernelBinding; offset: number } {
+  const bpe = bytesPerElement(x.dtype);
+  const first = x.offset * bpe;
+  const w = x.device.bindBytes(x.storage.buffer, first, first + Math.max(spanBytes(x), bpe), op);
+  return { binding: w.binding, offset: w.slack / bpe };
+}
+
+/**
+ * y = x.index_select(dim, index) for a 1-D i32 index on the device. No validation, no autograd.
+ * An x over one storage binding (an embedding table on a small-binding adapter) is read in
+ * chunks along `dim`, one dispatch each, every dispatch writing only the indices in its chunk.
+ */
 export function gatherForward(op: string, x: Tensor, dim: number, index: Tensor): Tensor {
   const m = index.shape[0]!;
   const shape = [...x.shape];
@@ -23,19 +77,37 @@ export function gatherForward(op: string, x: Tensor, dim: number, index: Tensor)
   const y = Tensor.empty(shape, { dtype: x.dtype, device: x.device });
   const n = numel(shape);
   if (n === 0) return y;
-  const u = new Uint32Array(24);
-  u.set([n, shape.length, dim, x.shape[dim]!, x.offset, index.offset, index.strides[0]!]);
-  for (let d = 0; d < shape.length; d++) {
-    u[8 + d] = shape[d]!;
-    u[16 + d] = x.strides[d]!;
+  const chunks = chunksAlong(op, x, dim);
+  // Chunked: y starts at zero, so indices outside every chunk read 0 as in one dispatch.
+  if (chunks.length > 1) x.device.clearBuffer(y.storage.buffer, 0, y.storage.buffer.size);
+  for (const [lo, rows] of chunks) {
+    const xc = chunks.length > 1 ? noGrad(() => x.narrow(dim, lo, rows)) : x;
+    const win = windowOf(op, xc);
+    const u = new Uint32Array(28);
+    u.set([
+      n,
+      shape.length,
+      dim,
+      lo + rows,
+      win.offset,
+      index.offset,
+      index.strides[0]!,
+      lo,
+      chunks.length > 1 ? 1 : 0,
+    ]);
+    for (let d = 0; d < shape.length; d++) {
+      u[12 + d] = shape[d]!;
+      u[20 + d] = x.strides[d]!;
+    }
+    x.device.dispatch({
+      op,
+      code: typed(forwardSrc, x.dtype),
+      buffers: [win.binding, { buffer: index.storage.buffer }, { buffer: y.storage.buffer }],
+      uniforms: u,
+      workgroups: grid1d(x.device, n),
+    });
+    if (xc !== x) xc.dispose();
   }
-  x.device.dispatch({
-    op,
-    code: typed(forwardSrc, x.dtype),
-    buffers: [{ buffer: x.storage.buffer }, { buffer: index.storage.buffer }, { buffer: y.storage.buffer }],
-    uniforms: u,
-    workgroups: grid1d(x.device, n),
-  });
   return y;
 }
 
@@ -67,7 +139,20 @@ export function scatterAdd(
   hostIndex: Int32Array | null,
 ): Tensor {
   const device = g.device;
-  const gx = full(xShape, 0, { dtype: g.dtype, device });
+  const chunks = chunksAlong(
+    op,
+    { shape: xShape, strides: contiguousStrides(xShape), dtype: g.dtype, device },
+    dim,
+  );
+  let gx: Tensor;
+  if (chunks.length > 1) {
+    // Over one binding (the gradient of an oversize embedding table): zero it with a copy-engine
+    // clear, then scatter one window of rows per dispatch.
+    gx = Tensor.empty(xShape, { dtype: g.dtype, device });
+    device.clearBuffer(gx.storage.buffer, 0, gx.storage.buffer.size);
+  } else {
+    gx = full(xShape, 0, { dtype: g.dtype, device });
+  }
   const m = index.shape[0]!;
   const len = xShape[dim]!;
   const inner = numel(xShape.slice(dim + 1));
@@ -78,18 +163,42 @@ export function scatterAdd(
   const links = hostIndex
     ? Tensor.from(hostLinks(hostIndex, len), [2 * m], { dtype: "i32", device })
     : deviceLinks(device, index, len);
-  device.dispatch({
-    op: `${op}_backward`,
-    code: typed(gradSrc, g.dtype),
-    buffers: [
-      { buffer: gc.storage.buffer },
-      { buffer: index.storage.buffer },
-      { buffer: links.storage.buffer },
-      { buffer: gx.storage.buffer },
-    ],
-    uniforms: new Uint32Array([total, m, inner, len, gc.offset, index.offset, index.strides[0]!, 0]),
-    workgroups: grid1d(device, total),
-  });
+  const bpe = bytesPerElement(g.dtype);
+  for (const [lo, rows] of chunks) {
+    // gx is contiguous [outer, len, inner]: rows [lo, lo + rows) of every outer index.
+    const first = lo * inner;
+    const end = ((outer - 1) * len + lo + rows) * inner;
+    const win =
+      chunks.length > 1
+        ? device.bindBytes(gx.storage.buffer, first * bpe, end * bpe, `${op}_backward`)
+        : { binding: { buffer: gx.storage.buffer }, slack: first * bpe };
+    const gxoff = first - win.slack / bpe;
+    device.dispatch({
+      op: `${op}_backward`,
+      code: typed(gradSrc, g.dtype),
+      buffers: [
+        { buffer: gc.storage.buffer },
+        { buffer: index.storage.buffer },
+        { buffer: links.storage.buffer },
+        win.binding,
+      ],
+      uniforms: new Uint32Array([
+        total,
+        m,
+        inner,
+        len,
+        gc.offset,
+        index.offset,
+        index.strides[0]!,
+        lo,
+        lo + rows,
+        gxoff,
+        0,
+        0,
+      ]),
+      workgroups: grid1d(device, total),
+    });
+  }
   links.dispose();
   if (gc !== g) gc.dispose();
   return gx;

@@ -2,7 +2,7 @@
 // because both kinds of hardware want them unrolled (registers on a GPU, SIMD lanes on lavapipe).
 //
 // Semantics (every variant): for z in [0, batch), m in [0, M), n in [0, N)
-//   C[z, m, n] = sum_k A[z, m, k] * B[z, k, n]  (+ bias[n] when flags & 1)
+//   C[z, m, n] = sum_k A[z, m, k] * B[z, k, n]  (+ bias[n] when flags & 1) (+ C[z, m, n] when flags & 2)
 // where every operand is addressed through element strides, so transposed and broadcast operands
 // (batch stride 0) are read in place:
 //   A[z, m, k] = a[aOff + z0*aB0 + z1*aB1 + m*aRow + k*aCol]      z0 = z / batchInner, z1 = z % batchInner
@@ -124,6 +124,7 @@ export const PARAM_FIELDS = [
 ] as const;
 export type MatmulParams = Record<(typeof PARAM_FIELDS)[number], number>;
 export const FLAG_BIAS = 1;
+export const FLAG_ACCUMULATE = 2;
 
 const paramsStruct = `struct Params {
 ${PARAM_FIELDS.map((f) => `  ${f}: u32,`).join("\n")}
@@ -163,7 +164,12 @@ ${paramsStruct}
 fn ldA(i: u32) -> f32 { return ${scalarLoad("a", v.dtype, aw)}; }
 fn ldB(i: u32) -> f32 { return ${scalarLoad("b", v.dtype, bw)}; }
 fn ldBias(n: u32) -> f32 { return f32(bias[p.biasOff + n * p.biasStride]); }
-fn st(i: u32, v: f32) { c[i] = ${v.dtype === "f16" ? "f16(v)" : "v"}; }
+// FLAG_ACCUMULATE adds to what c holds: a K split into several dispatches (operands over one binding).
+fn st(i: u32, v: f32) {
+  var x = v;
+  if ((p.flags & ${FLAG_ACCUMULATE}u) != 0u) { x += f32(c[i]); }
+  c[i] = ${v.dtype === "f16" ? "f16(x)" : "x"};
+}
 `;
 }
 

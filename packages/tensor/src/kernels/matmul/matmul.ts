@@ -1,10 +1,11 @@
-import { record } from "../../autograd.js";
+import { noGrad, record } from "../../autograd.js";
 import type { Device, KernelBinding } from "../../device.js";
 import { bytesPerElement } from "../../dtype.js";
 import { DTypeError, fmtShape, GpuError, ShapeError } from "../../errors.js";
 import { Tensor } from "../../tensor.js";
 import { sumTo } from "../elementwise/elementwise.js";
 import {
+  FLAG_ACCUMULATE,
   FLAG_BIAS,
   type MatmulDType,
   type MatmulParams,
@@ -51,17 +52,21 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const dims = checkOperands(a, b, transposeA, transposeB, bias);
   const { M, N, K, batchShape } = dims;
   const out = Tensor.empty([...batchShape, M, N], { dtype: a.dtype, device: a.device });
-  launchMatmul(a.device, {
-    a: operand(a, transposeA, batchShape),
-    b: operand(b, transposeB, batchShape),
-    c: operand(out, false, batchShape),
-    bias,
-    M,
-    N,
-    K,
-    batchShape,
-    variant: options.variant,
-  });
+  if (![a, b, out, bias].every((t) => !t || fitsBinding(t))) {
+    // An operand over one storage binding (lm_head on a 128 MiB adapter): split into windows.
+    noGrad(() => launchSplit(a, b, out, bias, transposeA, transposeB, options.variant));
+  } else
+    launchMatmul(a.device, {
+      a: operand(a, transposeA, batchShape),
+      b: operand(b, transposeB, batchShape),
+      c: operand(out, false, batchShape),
+      bias,
+      M,
+      N,
+      K,
+      batchShape,
+      variant: options.variant,
+    });
 
   const aShape = a.shape;
   const bShape = b.shape;
@@ -188,6 +193,8 @@ export interface MatmulLaunch {
   K: number;
   batchShape: readonly number[];
   variant?: MatmulVariant;
+  /** Add the product to what c holds (a K split over several launches). */
+  accumulate?: boolean;
 }
 
 /** Dispatches the kernel for already-validated operands (the output `c` is written, not allocated). */
@@ -286,7 +293,7 @@ export function launchMatmul(device: Device, l: MatmulLaunch): void {
         cCol: l.c.colStride,
         biasOff: 0,
         biasStride: 1,
-        flags: 0,
+        flags: l.accumulate ? FLAG_ACCUMULATE : 0,
         pad0: 0,
         pad1: 0,
       };
@@ -445,4 +452,190 @@ function pickVariant(device: Device, dtype: MatmulDType, layout: LayoutTraits, M
     layout,
     M,
   );
+}
+
+// ---- operands over one storage binding ---------------------------------------------------------
+
+/** Bytes bindRange's window for a view covers at most: its span plus alignment and rounding slack. */
+function windowBytes(t: Tensor, sizes: readonly number[] = t.shape): number {
+  if (sizes.some((d) => d === 0)) return 0;
+  let last = 0;
+  sizes.forEach((d, i) => {
+    last += (d - 1) * Math.abs(t.strides[i]!);
+  });
+  return (last + 1) * bytesPerElement(t.dtype) + t.device.gpu.limits.minStorageBufferOffsetAlignment + 16;
+}
+
+function fitsBinding(t: Tensor): boolean {
+  return windowBytes(t) <= t.device.maxBindingBytes;
+}
+
+/**
+ * matmul with some operand over the binding limit: batch dims are folded into M when the
+ * weight is shared (or looped otherwise), then each 2-D product is cut into M×N×K blocks whose
+ * windows fit (see split2d). Runs with grad disabled; `c` is written in place.
+ */
+function launchSplit(
+  a: Tensor,
+  b: Tensor,
+  c: Tensor,
+  bias: Tensor | undefined,
+  tA: boolean,
+  tB: boolean,
+  variant?: MatmulVariant,
+): void {
+  if (c.rank === 2) {
+    split2d(a, b, c, bias, tA, tB, variant);
+    return;
+  }
+  if (b.rank === 2 && !tA && a.isContiguous()) {
+    // x [..., M, K] times a weight: one [batch*M, K] product.
+    const a2 = a.reshape([-1, a.shape[a.rank - 1]!]);
+    const c2 = c.reshape([-1, c.shape[c.rank - 1]!]);
+    split2d(a2, b, c2, bias, tA, tB, variant);
+    a2.dispose();
+    c2.dispose();
+    return;
+  }
+  // Otherwise one 2-D product per batch index (broadcast dims read index 0).
+  const batchShape = c.shape.slice(0, -2);
+  const count = batchShape.reduce((p, d) => p * d, 1);
+  const pick = (t: Tensor, idx: number[]): Tensor => {
+    const lead = t.rank - 2;
+    let offset = t.offset;
+    for (let i = 0; i < lead; i++) {
+      if (t.shape[i] !== 1) offset += idx[batchShape.length - lead + i]! * t.strides[i]!;
+    }
+    t.storage.retain();
+    return new Tensor(t.storage, t.shape.slice(lead), t.dtype, t.strides.slice(lead), offset);
+  };
+  for (let n = 0; n < count; n++) {
+    const idx: number[] = [];
+    let rem = n;
+    for (let d = batchShape.length - 1; d >= 0; d--) {
+      idx[d] = rem % batchShape[d]!;
+      rem = Math.floor(rem / batchShape[d]!);
+    }
+    const [a2, b2, c2] = [pick(a, idx), pick(b, idx), pick(c, idx)];
+    split2d(a2, b2, c2, bias, tA, tB, variant);
+    a2.dispose();
+    b2.dispose();
+    c2.dispose();
+  }
+}
+
+/**
+ * 2-D op(a)·op(b) (+ bias) into the view c, in blocks of mc×nc outputs and kc reduction steps
+ * sized so each block's a, b, c (and bias) windows fit one binding. Blocks over M or N write
+ * their own rows/columns of c (c is a strided view, bound at an aligned offset with the rest of
+ * the offset in the uniforms). Blocks over K (a [K, N] operand whose rows are the reduction, as
+ * in the backward g·W of lm_head) add into c in the kernel (FLAG_ACCUMULATE; f16 outputs are
+ * rounded once per K block).
+ */
+function split2d(
+  a: Tensor,
+  b: Tensor,
+  c: Tensor,
+  bias: Tensor | undefined,
+  tA: boolean,
+  tB: boolean,
+  variant?: MatmulVariant,
+): void {
+  const device = c.device;
+  const max = device.maxBindingBytes;
+  const [M, N] = c.shape as [number, number];
+  const K = a.shape[tA ? 0 : 1]!;
+  // Axis of each operand that holds m, n, k.
+  const aM = tA ? 1 : 0;
+  const aK = 1 - aM;
+  const bK = tB ? 1 : 0;
+  const bN = 1 - bK;
+  const size = { m: M, n: N, k: K };
+  type Axis = "m" | "n" | "k";
+  const parts: { t: Tensor; axes: Axis[] }[] = [
+    { t: a, axes: tA ? ["k", "m"] : ["m", "k"] },
+    { t: b, axes: tB ? ["n", "k"] : ["k", "n"] },
+    { t: c, axes: ["m", "n"] },
+  ];
+  if (bias) parts.push({ t: bias.reshape([-1]), axes: ["n"] });
+  for (;;) {
+    const over = parts.find(
+      (p) =>
+        windowBytes(
+          p.t,
+          p.axes.map((x) => size[x]),
+        ) > max,
+    );
+    // A split K needs an f32 [mc, nc] accumulator, which must fit too.
+    const accOver = size.k < K && size.m * size.n * 4 + 256 + 16 > max;
+    if (!over && !accOver) break;
+    if (!over) {
+      if (size.m >= size.n) size.m = Math.ceil(size.m / 2);
+      else size.n = Math.ceil(size.n / 2);
+      continue;
+    }
+    // Shrink the operand's outer (larger-stride) axis: as many rows as fit, balanced over the chunks.
+    const order = over.axes
+      .map((x, i) => ({ x, stride: Math.abs(over.t.strides[i]!) }))
+      .filter((e) => size[e.x] > 1)
+      .sort((p, q) => q.stride - p.stride);
+    const pick = order[0];
+    if (!pick) {
+      throw new GpuError(
+        `matmul: one element of operand ${fmtShape(over.t.shape)} does not fit the storage binding limit ${max}`,
+      );
+    }
+    const sizes = over.axes.map((x) => (x === pick.x ? 1 : size[x]));
+    const room = max - windowBytes(over.t, sizes);
+    const fit = room > 0 ? Math.floor(room / (pick.stride * bytesPerElement(over.t.dtype))) + 1 : 1;
+    const total = size[pick.x];
+    const next = Math.min(total - 1, room > 0 ? Math.max(1, fit) : Math.ceil(total / 2));
+    // Balanced chunks: ceil(full / chunks) <= next.
+    const full = { m: M, n: N, k: K }[pick.x];
+    size[pick.x] = Math.ceil(full / Math.ceil(full / next));
+  }
+  const launch2d = (ab: Tensor, bb: Tensor, cb: Tensor, biasb: Tensor | undefined, accumulate = false) => {
+    launchMatmul(device, {
+      a: operand(ab, tA, []),
+      b: operand(bb, tB, []),
+      c: operand(cb, false, []),
+      bias: biasb,
+      M: cb.shape[0]!,
+      N: cb.shape[1]!,
+      K: ab.shape[aK]!,
+      batchShape: [],
+      variant,
+      accumulate,
+    });
+  };
+  for (let m0 = 0; m0 < M; m0 += size.m) {
+    const mr = Math.min(size.m, M - m0);
+    const am = a.narrow(aM, m0, mr);
+    const cm = c.narrow(0, m0, mr);
+    for (let n0 = 0; n0 < N; n0 += size.n) {
+      const nr = Math.min(size.n, N - n0);
+      const bn = b.narrow(bN, n0, nr);
+      const cb = cm.narrow(1, n0, nr);
+      const biasb = bias?.narrow(-1, n0, nr);
+      if (size.k >= K) {
+        launch2d(am, bn, cb, biasb);
+      } else {
+        // The first K block writes c (with the bias), the rest add to it in the kernel.
+        for (let k0 = 0; k0 < K; k0 += size.k) {
+          const kr = Math.min(size.k, K - k0);
+          const ak = am.narrow(aK, k0, kr);
+          const bk = bn.narrow(bK, k0, kr);
+          launch2d(ak, bk, cb, k0 === 0 ? biasb : undefined, k0 > 0);
+          ak.dispose();
+          bk.dispose();
+        }
+      }
+      bn.dispose();
+      cb.dispose();
+      biasb?.dispose();
+    }
+    am.dispose();
+    cm.dispose();
+  }
+  if (bias) parts[3]!.t.dispose();
 }
