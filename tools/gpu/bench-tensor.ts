@@ -1,9 +1,18 @@
 // Step 2 on the GPU machine: packages/tensor/bench/run.ts's comparison at GPU sizes. Our kernels and
-// tfjs-backend-webgpu on the same Dawn adapter; PyTorch on the same GPU (CUDA events, through
-// tools/gpu/torch_bench.py) in place of onnxruntime-node, a native CPU addon that does not travel.
+// tfjs-backend-webgpu on the same Dawn adapter (packages/tensor/bench/peers/tfjs.ts); PyTorch on the
+// same GPU (CUDA events, through tools/gpu/torch_bench.py) in place of onnxruntime-node, a native CPU
+// addon that does not travel.
 // Every result of ours is spot-checked against float64 sums on the CPU before it is timed.
 //
 //   node .gpu-carry/app/bench-tensor.mjs --json=$OUT/tensor.json --deadline=EPOCH_MS [--quick] [--no-torch] [--no-tfjs]
+
+import {
+  startTfjs,
+  type Tf,
+  tfAttention,
+  tfRmsNorm,
+  tfSync,
+} from "../../packages/tensor/bench/peers/tfjs.js";
 import * as T from "../../packages/tensor/src/index.js";
 import { Rng } from "../../packages/tensor/src/testing.js";
 import {
@@ -200,7 +209,6 @@ function torchPeer(): void {
 
 // ---- tfjs-backend-webgpu -------------------------------------------------------------------------
 
-type Tf = typeof import("@tensorflow/tfjs-core");
 let tf: Tf | null | undefined;
 const tfErrors: string[] = [];
 async function tfjs(): Promise<Tf | null> {
@@ -210,43 +218,12 @@ async function tfjs(): Promise<Tf | null> {
     return tf;
   }
   try {
-    // tfjs looks for navigator.gpu: hand it the same Dawn instance, so both run on one adapter.
-    const gpu = { requestAdapter: (o?: GPURequestAdapterOptions) => device.instance.requestAdapter(o) };
-    (globalThis as unknown as { navigator: unknown }).navigator = { gpu, userAgent: "node" };
-    const core = await import("@tensorflow/tfjs-core");
-    await import("@tensorflow/tfjs-backend-webgpu");
-    if (!(await core.setBackend("webgpu"))) throw new Error("setBackend('webgpu') returned false");
-    await core.ready();
-    // A validation or out-of-memory error inside tfjs surfaces only here: a timing taken meanwhile is void.
-    const backend = core.backend() as unknown as { device: GPUDevice };
-    backend.device.addEventListener("uncapturederror", (e) =>
-      tfErrors.push((e as GPUUncapturedErrorEvent).error.message),
-    );
-    tf = core;
+    tf = await startTfjs(device, (message) => tfErrors.push(message));
   } catch (err) {
     out.note(`tfjs-webgpu unavailable: ${errorText(err)}`);
     tf = null;
   }
   return tf;
-}
-
-/** Ends tfjs' open compute pass and waits for its queue without reading data back. */
-async function tfSync(core: Tf): Promise<void> {
-  const backend = core.backend() as unknown as {
-    commandEncoder: GPUCommandEncoder | null;
-    endComputePassEncoder: () => void;
-    submitQueue: () => void;
-    device: GPUDevice;
-  };
-  // tfjs submits by itself every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches and then holds no
-  // encoder: submitQueue() would call finish() on null.
-  if (backend.commandEncoder) {
-    backend.endComputePassEncoder();
-    backend.submitQueue();
-  }
-  const keep = setInterval(() => {}, 1 << 30);
-  await backend.device.queue.onSubmittedWorkDone();
-  clearInterval(keep);
 }
 
 // ---- our kernels -------------------------------------------------------------------------------
@@ -399,24 +376,10 @@ async function benchTfjs(c: Case, inp: Inputs): Promise<void> {
       c.op === "matmul"
         ? () => core.matMul(x as never, y as never, false, !!c.nt)
         : c.op === "attention"
-          ? () =>
-              core.tidy(() =>
-                core.matMul(
-                  core.softmax(
-                    core.mul(core.matMul(x as never, y as never, false, true), 1 / Math.sqrt(c.D!)),
-                  ),
-                  z as never,
-                ),
-              )
+          ? () => tfAttention(core, x!, y!, z!)
           : c.op === "softmax"
             ? () => core.softmax(x!)
-            : () =>
-                core.tidy(() =>
-                  core.mul(
-                    core.mul(x!, core.rsqrt(core.add(core.mean(core.square(x!), -1, true), 1e-5))),
-                    y!,
-                  ),
-                );
+            : () => tfRmsNorm(core, x!, y!, 1e-5);
     const t = await timeBatched(
       () => fn().dispose(),
       () => tfSync(core),

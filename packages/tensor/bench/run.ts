@@ -9,6 +9,7 @@ import * as ort from "onnxruntime-node";
 import * as T from "../src/index.js";
 import { Rng } from "../src/testing.js";
 import { onnxModel } from "./peers/onnx-model.js";
+import { startTfjs, type Tf, tfAttention, tfRmsNorm, tfSync } from "./peers/tfjs.js";
 
 interface Row {
   op: string;
@@ -75,40 +76,16 @@ async function ortSession(model: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(model, { intraOpNumThreads: ortThreads, graphOptimizationLevel: "all" });
 }
 
-type Tf = typeof import("@tensorflow/tfjs-core");
 let tf: Tf | null = null;
 async function tfjs(device: T.Device): Promise<Tf | null> {
   if (tf) return tf;
   try {
-    // tfjs looks for navigator.gpu: hand it the same Dawn instance's adapter.
-    const gpu = { requestAdapter: (opts?: GPURequestAdapterOptions) => device.instance.requestAdapter(opts) };
-    (globalThis as unknown as { navigator: unknown }).navigator = { gpu, userAgent: "node" };
-    const core = await import("@tensorflow/tfjs-core");
-    await import("@tensorflow/tfjs-backend-webgpu");
-    await core.setBackend("webgpu");
-    await core.ready();
-    tf = core;
+    tf = await startTfjs(device);
     return tf;
   } catch (err) {
     console.log(`tfjs-webgpu unavailable: ${(err as Error).message}`);
     return null;
   }
-}
-
-/** Waits for tfjs' queued GPU work without reading data back. */
-async function tfSync(core: Tf): Promise<void> {
-  const backend = core.backend() as unknown as {
-    commandEncoder: GPUCommandEncoder | null;
-    endComputePassEncoder: () => void;
-    submitQueue: () => void;
-    device: GPUDevice;
-  };
-  // With nothing recorded since the last submit tfjs has no encoder: submitQueue() would finish() null.
-  if (backend.commandEncoder) {
-    backend.endComputePassEncoder();
-    backend.submitQueue();
-  }
-  await backend.device.queue.onSubmittedWorkDone();
 }
 
 // ---- cases -------------------------------------------------------------------------------------
@@ -209,9 +186,7 @@ async function benchAttention(device: T.Device, B: number, H: number, Tn: number
     const tk = core.tensor4d(k, [B, H, Tn, D]);
     const tv = core.tensor4d(v, [B, H, Tn, D]);
     const ms = await time(async () => {
-      const o = core.tidy(() =>
-        core.matMul(core.softmax(core.mul(core.matMul(tq, tk, false, true), 1 / Math.sqrt(D))), tv),
-      );
+      const o = tfAttention(core, tq, tk, tv);
       await tfSync(core);
       o.dispose();
     });
@@ -284,11 +259,7 @@ async function benchRowOp(device: T.Device, op: "softmax" | "rmsnorm", R: number
     const tx = core.tensor2d(x, [R, C]);
     const tw = core.tensor1d(w);
     const ms = await time(async () => {
-      const y = core.tidy(() =>
-        op === "softmax"
-          ? core.softmax(tx)
-          : core.mul(core.mul(tx, core.rsqrt(core.add(core.mean(core.square(tx), -1, true), 1e-5))), tw),
-      );
+      const y = op === "softmax" ? core.softmax(tx) : tfRmsNorm(core, tx, tw, 1e-5);
       await tfSync(core);
       y.dispose();
     });
