@@ -3,7 +3,8 @@
 import { spawn } from "node:child_process";
 
 process.env.TURBO_TELEMETRY_DISABLED = "1";
-const args = ["turbo", "run", "test", "--concurrency=1", ...process.argv.slice(2)];
+// test: every package from source; test:built: packages with workspace dependencies against their built dist/.
+const args = ["turbo", "run", "test", "test:built", "--concurrency=1", ...process.argv.slice(2)];
 const child = spawn("pnpm", ["exec", ...args], { stdio: ["ignore", "pipe", "pipe"] });
 let passed = 0;
 let failed = 0;
