@@ -19,6 +19,11 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Whether a gradient must flow into `t`: a leaf that asks for one, or the output of a recorded op. */
+export function needsGrad(t: Tensor): boolean {
+  return t.requiresGrad || t.gradFn !== null;
+}
+
 export type BackwardFn = (
   gradOutput: Tensor,
   saved: readonly Tensor[],
@@ -39,7 +44,7 @@ export class GradNode {
     readonly outputShape: readonly number[],
   ) {
     // Inputs that need no gradient are not kept; leaves are kept by handle to receive .grad.
-    this.inputs = inputs.map((t) => (t.requiresGrad || t.gradFn ? t : null));
+    this.inputs = inputs.map((t) => (needsGrad(t) ? t : null));
     this.parents = inputs.map((t) => t.gradFn);
     this.saved = saved.map((t) => t.retainHandle());
     trackNode(this);
@@ -78,7 +83,7 @@ export function record(
   saved: readonly Tensor[] = [],
 ): Tensor {
   if (!gradEnabled) return output;
-  if (!inputs.some((t) => t.requiresGrad || t.gradFn)) return output;
+  if (!inputs.some(needsGrad)) return output;
   output.gradFn = new GradNode(op, inputs, saved, backward, output.shape);
   return output;
 }

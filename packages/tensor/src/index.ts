@@ -1,5 +1,5 @@
 export type { BackwardFn, BackwardOptions } from "./autograd.js";
-export { backward, GradNode, isGradEnabled, noGrad, record } from "./autograd.js";
+export { backward, GradNode, isGradEnabled, needsGrad, noGrad, record } from "./autograd.js";
 export type { DeviceInfo, DeviceOptions, DispatchSpec, KernelBinding, MemoryStats } from "./device.js";
 export { currentDevice, Device, getDevice, requestDevice, setCurrentDevice } from "./device.js";
 export * from "./dtype.js";

@@ -1,4 +1,4 @@
-import { noGrad, record } from "../../autograd.js";
+import { needsGrad, noGrad, record } from "../../autograd.js";
 import type { Device, KernelBinding } from "../../device.js";
 import { bytesPerElement } from "../../dtype.js";
 import { DTypeError, fmtShape, GpuError, ShapeError } from "../../errors.js";
@@ -73,8 +73,8 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const biasShape = bias?.shape;
   const inputs = bias ? [a, b, bias] : [a, b];
   // Decided now: by backward time the inputs may have been disposed by a tidy scope.
-  const needA = a.requiresGrad || a.gradFn !== null;
-  const needB = b.requiresGrad || b.gradFn !== null;
+  const needA = needsGrad(a);
+  const needB = needsGrad(b);
   return record(
     "matmul",
     out,

@@ -1,4 +1,4 @@
-import { record } from "../../autograd.js";
+import { needsGrad, record } from "../../autograd.js";
 import type { Device } from "../../device.js";
 import { isFloat } from "../../dtype.js";
 import { DTypeError, fmtShape, ShapeError } from "../../errors.js";
@@ -25,10 +25,6 @@ import rmsGradParams4Template from "./rms-norm-grad-params4.wgsl";
 
 const COLUMN_WG = 64;
 const columnPlan: RowPlan = { wg: COLUMN_WG, lanes: 1, subgroups: false };
-
-function needsGrad(t: Tensor): boolean {
-  return t.requiresGrad || t.gradFn !== null;
-}
 
 function validate(op: string, x: Tensor, params: [string, Tensor][], eps: number): number {
   if (!isFloat(x.dtype))
