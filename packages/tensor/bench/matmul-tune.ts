@@ -1,5 +1,5 @@
-// Matmul tuning harness: GFLOP/s of kernel variants at the sizes that matter. Standalone on raw
-// Dawn (only the shader generator is imported), so it measures the kernel and nothing else.
+// Matmul tuning harness: GFLOP/s of kernel variants at the sizes that matter. Dispatches by hand
+// on the engine's device (only the shader generator is imported), so it measures the kernel alone.
 //
 //   node --import tsx --import ../../tools/wgsl/register.mjs bench/matmul-tune.ts [options]
 //     --sizes 256,1024,2048,512x768x3072   cubes or MxKxN (default: all four)
@@ -14,7 +14,7 @@
 // "cpu-time rate" divides the FLOPs by the process's CPU time over the cores: on a machine shared
 // with other work it estimates the uncontended rate (lavapipe's worker threads are in-process).
 import { availableParallelism } from "node:os";
-import { create, globals } from "webgpu";
+import { requestDevice } from "../src/device.js";
 import {
   type MatmulParams,
   type MatmulVariant,
@@ -25,40 +25,25 @@ import {
 } from "../src/kernels/matmul/matmul-shader.js";
 import { CPU_DEFAULTS, GPU_DEFAULTS, pickMatmulVariant } from "../src/kernels/matmul/matmul-variants.js";
 
-Object.assign(globalThis, globals);
-// Must stay referenced for the life of the process (Dawn segfaults if it is collected).
-const gpu = create(process.env.DAWN_OPTIONS ? process.env.DAWN_OPTIONS.split(" ") : []);
+// The engine's own device setup (adapter, raised limits, features, software detection); the kernels
+// are then dispatched by hand so that only the kernel is timed.
+const engine = await requestDevice({ dawnOptions: process.env.DAWN_OPTIONS?.split(" ") });
+const device = engine.gpu;
+let gpuError: string | null = null;
+device.addEventListener("uncapturederror", (e) => {
+  gpuError ??= (e as GPUUncapturedErrorEvent).error.message;
+});
+const info = engine.info;
+const isSoftware = info.isSoftware;
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : def;
 }
 
-const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
-if (!adapter) throw new Error("matmul-tune: no WebGPU adapter (install lavapipe: bash tools/setup.sh)");
-const features = (["shader-f16", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
-const requiredLimits: Record<string, number> = {};
-for (const k of [
-  "maxStorageBufferBindingSize",
-  "maxBufferSize",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupSizeX",
-  "maxComputeWorkgroupSizeY",
-]) {
-  requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k]!;
-}
-const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
-let gpuError: string | null = null;
-device.addEventListener("uncapturederror", (e) => {
-  gpuError ??= (e as GPUUncapturedErrorEvent).error.message;
-});
-const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
-const isSoftware =
-  info.architecture === "software" || /llvmpipe|lavapipe|swiftshader/i.test(info.description ?? "");
 const traits = {
   isSoftware,
-  hasSubgroups: features.includes("subgroups" as GPUFeatureName),
+  hasSubgroups: engine.hasSubgroups,
   subgroupMinSize: info.subgroupMinSize,
   subgroupMaxSize: info.subgroupMaxSize,
 };
@@ -78,7 +63,7 @@ const reps = Number(arg("reps", "5"));
 
 console.log(
   `adapter: ${info.vendor} / ${info.architecture} / ${info.description}; subgroups ${info.subgroupMinSize}-${info.subgroupMaxSize}; ` +
-    `features ${features.join(",")}; cores ${CORES}`,
+    `features ${info.features.join(",")}; cores ${CORES}`,
 );
 
 let sizeNow: [number, number, number] = [0, 0, 0];

@@ -252,7 +252,7 @@ export class Device {
 
   /** Uploads host bytes. Pending dispatches are submitted first: the queue write must not overtake them. */
   write(buffer: GPUBuffer, byteOffset: number, data: ArrayBufferView): void {
-    if (this.dispatchesInBatch > 0 || this.encoder) this.flush();
+    this.flush();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     // writeBuffer needs a multiple of 4 bytes.
     if (bytes.byteLength % 4 !== 0) {
