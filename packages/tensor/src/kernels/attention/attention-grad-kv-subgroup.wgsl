@@ -14,30 +14,7 @@
 @group(0) @binding(7) var<storage, read_write> dv: array<elt>;    // contiguous [B, Hkv, Tk, D]
 @group(0) @binding(8) var<uniform> P: Params;
 
-// Elements d .. d+3 of a row (zeros past D, which need not be a multiple of 4). When every row
-// is contiguous and 4-aligned the launcher binds the rows as vec4 arrays and makes each of these
-// one vec4 load (attentionShader, `rowVec4`).
-fn ld4q(base: u32, d: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(q[base + (d + e) * P.qsD]); } }
-  return r;
-}
-fn ld4k(base: u32, d: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(k[base + (d + e) * P.ksD]); } }
-  return r;
-}
-fn ld4v(base: u32, d: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(v[base + (d + e) * P.vsD]); } }
-  return r;
-}
-fn ld4do(base: u32, d: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(dout[base + (d + e) * P.dosD]); } }
-  return r;
-}
-
+// ld4q / ld4k / ld4v / ld4do (elements d .. d+3 of a row) are added by attentionShader.
 @compute @workgroup_size(BLOCK)
 fn grad_kv_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
                     @builtin(subgroup_invocation_id) lane: u32) {

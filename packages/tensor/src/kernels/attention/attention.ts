@@ -155,6 +155,43 @@ function tuning(device: Device, variant: AttentionVariant, D: number, extraBytes
   return { headDim, uniformBounds, block: 64, tile, chunk: 8, sg };
 }
 
+/** Row tensors the kernels read four elements at a time: binding name, loader, its D-stride field. */
+const ROW_LOADS = [
+  ["q", "ld4q", "qsD"],
+  ["k", "ld4k", "ksD"],
+  ["v", "ld4v", "vsD"],
+  ["dout", "ld4do", "dosD"],
+] as const;
+
+/**
+ * Appends `ld4<x>(base, d)` — elements d .. d+3 of a row, zeros past D (which need not be a
+ * multiple of 4) — for every row tensor the kernel calls it on. With `vec4` (every row contiguous
+ * and 4-aligned) the binding becomes a vec4 array and each call one load: lavapipe turns each
+ * storage load into a per-lane loop with bounds checks, so a vec4 load costs about a scalar one.
+ */
+function withRowLoads(kernelSrc: string, vec4: boolean): string {
+  let kernel = kernelSrc;
+  for (const [name, fn, strideField] of ROW_LOADS) {
+    if (!kernel.includes(`${fn}(`)) continue;
+    const binding = `var<storage, read> ${name}: array<elt>;`;
+    if (!kernel.includes(binding))
+      throw new Error(`internal: attention kernel calls ${fn} but does not bind ${name}`);
+    if (vec4) {
+      kernel = kernel.replace(binding, `var<storage, read> ${name}: array<vec4<elt>>;`);
+      kernel += `\nfn ${fn}(base: u32, d: u32) -> vec4<f32> { return vec4<f32>(${name}[(base + d) >> 2u]); }\n`;
+    } else {
+      kernel += `
+fn ${fn}(base: u32, d: u32) -> vec4<f32> {
+  var r = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) { if (d + e < dim()) { r[e] = f32(${name}[base + (d + e) * P.${strideField}]); } }
+  return r;
+}
+`;
+    }
+  }
+  return kernel;
+}
+
 /**
  * The one generator of attention WGSL: the shared header with its constants set, then the
  * kernel. `DUMP_WGSL=1` prints it (the device does, when it compiles the pipeline).
@@ -176,27 +213,7 @@ export function attentionShader(kernelSrc: string, dtype: DType, t: Tuning): str
     header = header.replace(re, (_m, type: string) => `const ${name}: ${type} = ${value};`);
   }
   if (dtype === "f16") header = `enable f16;\n${header.replace("alias elt = f32;", "alias elt = f16;")}`;
-  if (t.rowVec4) {
-    // lavapipe turns each storage load into a per-lane loop with bounds checks: one vec4 load
-    // costs about what one scalar load does, so aligned rows are read four elements at a time.
-    for (const [name, fn] of [
-      ["q", "ld4q"],
-      ["k", "ld4k"],
-      ["v", "ld4v"],
-      ["dout", "ld4do"],
-    ] as const) {
-      const binding = `var<storage, read> ${name}: array<elt>;`;
-      const helper = new RegExp(`fn ${fn}\\(base: u32, d: u32\\) -> vec4<f32> \\{[\\s\\S]*?\\n\\}`);
-      if (!kernel.includes(binding)) continue;
-      if (!helper.test(kernel)) throw new Error(`internal: attention kernel binds ${name} but has no ${fn}`);
-      kernel = kernel
-        .replace(binding, `var<storage, read> ${name}: array<vec4<elt>>;`)
-        .replace(
-          helper,
-          `fn ${fn}(base: u32, d: u32) -> vec4<f32> { return vec4<f32>(${name}[(base + d) >> 2u]); }`,
-        );
-    }
-  }
+  kernel = withRowLoads(kernel, t.rowVec4 ?? false);
   if (kernel.includes("subgroupBroadcast")) {
     header = `enable subgroups;\n${header}`;
     // subgroupBroadcast wants a constant lane: repeat each `@lanes` line per lane.
