@@ -11,6 +11,7 @@ import { OptimizerError } from "./errors.js";
 import { FlatParams, sameShape } from "./flat-params/flat-params.js";
 import {
   bindWindow,
+  concatTileTables,
   planTiles,
   type Segment,
   tileGrid,
@@ -229,12 +230,7 @@ export abstract class Optimizer<O extends { lr: number }> {
       tables.push(plan.tiles);
       tileCount += plan.tiles.length / 4;
     }
-    const table = new Uint32Array(Math.max(tileCount, 1) * 4);
-    let at = 0;
-    for (const t of tables) {
-      table.set(t, at);
-      at += t.length;
-    }
+    const table = concatTileTables(tables);
     this.tiles = Tensor.from(table, [table.length], { dtype: "u32", device: this.device }).keep();
     this.hyperHost = new ArrayBuffer(this.slots.length * HYPER_WORDS * 4);
     this.hyper = Tensor.empty([this.slots.length * HYPER_WORDS], {

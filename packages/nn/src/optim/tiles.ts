@@ -81,6 +81,18 @@ export function planTiles(segments: readonly Segment[], windowElems: number, til
  * of an f32 array. The binding starts at an aligned byte offset at or before the first element;
  * `offset` is that element's index inside the binding.
  */
+/** Tile tables of several buffers back to back, as one kernel reads them (at least one tile, so it binds). */
+export function concatTileTables(tables: readonly Uint32Array[]): Uint32Array {
+  const tiles = tables.reduce((n, t) => n + t.length, 0);
+  const table = new Uint32Array(Math.max(tiles, 4));
+  let at = 0;
+  for (const t of tables) {
+    table.set(t, at);
+    at += t.length;
+  }
+  return table;
+}
+
 export function bindWindow(
   device: Device,
   buffer: GPUBuffer,

@@ -1,7 +1,15 @@
 import { type Device, DTypeError, fmtShape, full, ShapeError, Tensor } from "@webvlm/tensor";
 import { OptimizerError } from "../errors.js";
 import { FlatParams, sameShape } from "../flat-params/flat-params.js";
-import { bindWindow, planTiles, type Segment, tileGrid, type Window, windowElements } from "../tiles.js";
+import {
+  bindWindow,
+  concatTileTables,
+  planTiles,
+  type Segment,
+  tileGrid,
+  type Window,
+  windowElements,
+} from "../tiles.js";
 import finishCode from "./clip-grad-norm-finish.wgsl";
 import partialCode from "./clip-grad-norm-partial.wgsl";
 import scaleCode from "./clip-grad-norm-scale.wgsl";
@@ -97,28 +105,27 @@ export function clipGradNorm(
     tables.push(plan.tiles);
     tileCount += plan.tiles.length / 4;
   }
-  const table = new Uint32Array(Math.max(tileCount, 1) * 4);
-  let at = 0;
-  for (const t of tables) {
-    table.set(t, at);
-    at += t.length;
-  }
+  const table = concatTileTables(tables);
   const tiles = Tensor.from(table, [table.length], { dtype: "u32", device: dev });
   const partials = Tensor.empty([Math.max(tileCount, 1)], { dtype: "f32", device: dev });
   const result = Tensor.empty([2], { dtype: "f32", device: dev });
 
-  for (const plan of plans) {
-    for (const win of plan.windows) {
-      const g = bindWindow(dev, plan.buffer, plan.base, win);
-      dev.dispatch({
-        op: "clip_grad_norm_partial",
-        code: partialCode,
-        buffers: [g.binding, { buffer: tiles.storage.buffer }, { buffer: partials.storage.buffer }],
-        uniforms: new Uint32Array([win.tileBase, win.tileCount, g.offset]),
-        workgroups: tileGrid(dev, win.tileCount),
-      });
+  // One dispatch per binding window of every gradient buffer; `out` is the kernel's third binding.
+  const overWindows = (op: string, code: string, out: Tensor) => {
+    for (const plan of plans) {
+      for (const win of plan.windows) {
+        const g = bindWindow(dev, plan.buffer, plan.base, win);
+        dev.dispatch({
+          op,
+          code,
+          buffers: [g.binding, { buffer: tiles.storage.buffer }, { buffer: out.storage.buffer }],
+          uniforms: new Uint32Array([win.tileBase, win.tileCount, g.offset]),
+          workgroups: tileGrid(dev, win.tileCount),
+        });
+      }
     }
-  }
+  };
+  overWindows("clip_grad_norm_partial", partialCode, partials);
   const u = new ArrayBuffer(8);
   new Uint32Array(u)[0] = tileCount;
   new Float32Array(u)[1] = maxNorm;
@@ -129,18 +136,7 @@ export function clipGradNorm(
     uniforms: u,
     workgroups: [1],
   });
-  for (const plan of plans) {
-    for (const win of plan.windows) {
-      const g = bindWindow(dev, plan.buffer, plan.base, win);
-      dev.dispatch({
-        op: "clip_grad_norm_scale",
-        code: scaleCode,
-        buffers: [g.binding, { buffer: tiles.storage.buffer }, { buffer: result.storage.buffer }],
-        uniforms: new Uint32Array([win.tileBase, win.tileCount, g.offset]),
-        workgroups: tileGrid(dev, win.tileCount),
-      });
-    }
-  }
+  overWindows("clip_grad_norm_scale", scaleCode, result);
   // Queued work keeps using these buffers; returning them to the pool now is safe (later work is ordered after it).
   tiles.dispose();
   partials.dispose();
