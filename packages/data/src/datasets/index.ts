@@ -34,7 +34,7 @@ export {
   webDatasetPair,
   webDatasetSource,
 } from "./sources/webdataset.js";
-export { type DataStream, take } from "./stream.js";
+export { type DataStream, Stage, take } from "./stream.js";
 export type { DecodedRgbImage, DecodeRgbOptions } from "./transforms/decode-rgb.js";
 export {
   type Idefics2ImagesOptions,
